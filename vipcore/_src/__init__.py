@@ -1,0 +1,1 @@
+"""Implementation modules of vipcore. Import from :mod:`vipcore` instead."""
