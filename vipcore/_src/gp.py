@@ -424,6 +424,44 @@ def _check_idx(name, idx, q):
     return arr.astype(np.int32)
 
 
+def _prepare_batch(q, idx, observations, weights, link, dtype):
+    """Validate a batch and pad it to :func:`bucket_size` with weight-0 rows.
+
+    Returns ``(idx, observations, weights)`` as device arrays, or None for an
+    empty batch.
+    """
+    idx_np = _check_idx("idx", idx, q)
+    n = idx_np.shape[0]
+    obs = np.asarray(observations, dtype=np.float64)
+    if obs.shape != (n,):
+        raise ValueError(f"observations must have shape ({n},); got {obs.shape}")
+    if not np.isfinite(obs).all():
+        raise ValueError("observations must be finite")
+    if link == "sigmoid" and ((obs < 0) | (obs > 1)).any():
+        bad = int(np.flatnonzero((obs < 0) | (obs > 1))[0])
+        raise ValueError(
+            f"observations (success rates) must lie in [0, 1]; got {obs[bad]} "
+            f"at position {bad}"
+        )
+    if link == "softplus" and (obs < 0).any():
+        raise ValueError("observations (reward variances) must be >= 0")
+    if weights is None:
+        w = np.ones(n)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (n,):
+            raise ValueError(f"weights must have shape ({n},); got {w.shape}")
+        if not (np.isfinite(w).all() and (w >= 0).all()):
+            raise ValueError("weights must be finite and >= 0")
+    if n == 0:
+        return None
+    pad = bucket_size(n) - n
+    idx_p = np.concatenate([idx_np, np.zeros(pad, np.int32)])
+    obs_p = np.concatenate([obs, np.zeros(pad)])
+    w_p = np.concatenate([w, np.zeros(pad)])
+    return jnp.asarray(idx_p), jnp.asarray(obs_p, dtype), jnp.asarray(w_p, dtype)
+
+
 def update(
     state: GPState,
     idx: ArrayLike,
@@ -457,42 +495,15 @@ def update(
     [0.5, 0.5]
     """
     check_choice("link", link, LINKS)
-    q = state.mean.shape[0]
-    idx_np = _check_idx("idx", idx, q)
-    n = idx_np.shape[0]
-    obs = np.asarray(observations, dtype=np.float64)
-    if obs.shape != (n,):
-        raise ValueError(f"observations must have shape ({n},); got {obs.shape}")
-    if not np.isfinite(obs).all():
-        raise ValueError("observations must be finite")
-    if link == "sigmoid" and ((obs < 0) | (obs > 1)).any():
-        bad = int(np.flatnonzero((obs < 0) | (obs > 1))[0])
-        raise ValueError(
-            f"observations (success rates) must lie in [0, 1]; got {obs[bad]} "
-            f"at position {bad}"
-        )
-    if link == "softplus" and (obs < 0).any():
-        raise ValueError("observations (reward variances) must be >= 0")
-    if weights is None:
-        w = np.ones(n)
-    else:
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (n,):
-            raise ValueError(f"weights must have shape ({n},); got {w.shape}")
-        if not (np.isfinite(w).all() and (w >= 0).all()):
-            raise ValueError("weights must be finite and >= 0")
     if not (0 < eps < 0.5):
         raise ValueError(f"eps must lie in (0, 0.5); got {eps}")
-    if n == 0:
+    batch = _prepare_batch(state.mean.shape[0], idx, observations, weights, link,
+                           state.mean.dtype)
+    if batch is None:
         return state
-    size = bucket_size(n)
-    pad = size - n
-    dtype = state.mean.dtype
-    idx_p = np.concatenate([idx_np, np.zeros(pad, np.int32)])
-    obs_p = jnp.asarray(np.concatenate([obs, np.zeros(pad)]), dtype)
-    w_p = jnp.asarray(np.concatenate([w, np.zeros(pad)]), dtype)
+    idx_p, obs_p, w_p = batch
     return _update_jit(
-        state, jnp.asarray(idx_p), obs_p, w_p, link=link, eps=eps,
+        state, idx_p, obs_p, w_p, link=link, eps=eps,
         block_size=block_size,
     )
 
