@@ -184,8 +184,6 @@ class Planner:
         ridge_lam: float = 1.0,
         seed: int = 0,
     ):
-        import jax
-
         check_choice("estimator", estimator, ESTIMATORS)
         check_choice("predictor", predictor, PREDICTORS)
         check_choice("reward", reward, REWARDS)
@@ -210,7 +208,7 @@ class Planner:
         if predictor == "gp":
             self._state = _gp.init(
                 emb, bandwidth=bandwidth, prior_mean=prior_mean,
-                key=jax.random.key(seed),
+                seed=seed,
             )
         elif predictor == "moving_average":
             self._state = _pr.moving_average_init(

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["FIG2_PARAMS", "DriftingProblem", "drifting_problem", "success_probs",
@@ -54,55 +52,58 @@ FIG2_PARAMS = dict(
 class DriftingProblem(NamedTuple):
     """A synthetic prompt set.
 
-    Attributes:
+    Attributes (NumPy arrays):
       embeddings: ``(Q, dim)`` unit-norm float32 embeddings.
       base_logit: ``(Q,)`` ``a f(x_q) + c + u_q``.
       drift_rate: ``(Q,)`` ``r (1 + h(x_q))``, logits gained per step.
       smooth_part: ``(Q,)`` ``a f(x_q) + c`` (the part embeddings can explain).
     """
 
-    embeddings: jax.Array
-    base_logit: jax.Array
-    drift_rate: jax.Array
-    smooth_part: jax.Array
+    embeddings: np.ndarray
+    base_logit: np.ndarray
+    drift_rate: np.ndarray
+    smooth_part: np.ndarray
 
 
-def _random_function(key, x, length_scale, num_features):
+def _random_function(rng, x, length_scale, num_features):
     """A unit-variance sample path of an RBF-kernel GP (random features)."""
-    kw, kb = jax.random.split(key)
-    w = jax.random.normal(kw, (x.shape[1], num_features)) / length_scale
-    b = jax.random.uniform(kb, (num_features,), maxval=2 * jnp.pi)
-    return jnp.sqrt(2.0 / num_features) * jnp.sum(
-        jnp.cos(x @ w + b[None, :]), axis=1)
+    w = rng.normal(size=(x.shape[1], num_features)) / length_scale
+    b = rng.uniform(0, 2 * np.pi, num_features)
+    return np.sqrt(2.0 / num_features) * np.cos(x @ w + b[None, :]).sum(axis=1)
 
 
-def drifting_problem(key: jax.Array, **params) -> DriftingProblem:
-    """Draw a prompt set; ``params`` override :data:`FIG2_PARAMS`."""
+def drifting_problem(seed: int, **params) -> DriftingProblem:
+    """Draw a prompt set (NumPy, seeded); ``params`` override :data:`FIG2_PARAMS`.
+
+    >>> prob = drifting_problem(0, num_prompts=100)
+    >>> prob.embeddings.shape, prob.embeddings.dtype
+    ((100, 32), dtype('float32'))
+    """
     unknown = set(params) - set(FIG2_PARAMS)
     if unknown:
         raise ValueError(f"unknown parameters {sorted(unknown)}; valid: "
                          f"{sorted(FIG2_PARAMS)}")
     p = {**FIG2_PARAMS, **params}
-    k = jax.random.split(key, 6)
-    q, d = int(p["num_prompts"]), int(p["dim"])
-    centres = jax.random.normal(k[0], (int(p["num_clusters"]), d))
-    lab = jax.random.randint(k[1], (q,), 0, int(p["num_clusters"]))
-    x = centres[lab] + p["cluster_std"] * jax.random.normal(k[2], (q, d))
-    x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
-    f = _random_function(k[3], x, p["length_scale"], int(p["num_features"]))
-    h = _random_function(k[4], x, p["length_scale"], int(p["num_features"]))
+    rng = np.random.default_rng(seed)
+    q, d, c = int(p["num_prompts"]), int(p["dim"]), int(p["num_clusters"])
+    centres = rng.normal(size=(c, d))
+    lab = rng.integers(0, c, q)
+    x = centres[lab] + p["cluster_std"] * rng.normal(size=(q, d))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    f = _random_function(rng, x, p["length_scale"], int(p["num_features"]))
+    h = _random_function(rng, x, p["length_scale"], int(p["num_features"]))
     smooth = p["amplitude"] * f + p["offset"]
-    u = p["noise"] * jax.random.normal(k[5], (q,))
-    return DriftingProblem(x.astype(jnp.float32), smooth + u,
-                           p["drift"] * (1 + h), smooth)
+    u = p["noise"] * rng.normal(size=q)
+    return DriftingProblem(x.astype(np.float32), smooth + u, p["drift"] * (1 + h),
+                           smooth)
 
 
-def success_probs(problem: DriftingProblem, step, idx=None) -> jax.Array:
+def success_probs(problem: DriftingProblem, step, idx=None) -> np.ndarray:
     """``p_{q,t} = sigmoid(base_logit + drift_rate * t)`` for prompts ``idx``."""
     base, rate = problem.base_logit, problem.drift_rate
     if idx is not None:
         base, rate = base[idx], rate[idx]
-    return jax.nn.sigmoid(base + rate * step)
+    return 1 / (1 + np.exp(-(base + rate * step)))
 
 
 def batch_schedule(seed: int, num_prompts: int, batch_size: int, steps: int
