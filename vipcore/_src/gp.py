@@ -53,6 +53,7 @@ __all__ = [
     "update_step",
     "predict",
     "posterior_variance",
+    "shard",
 ]
 
 #: Link functions: ``"sigmoid"`` for success probabilities (§5.1) and
@@ -600,4 +601,43 @@ def posterior_variance(
     return _posterior_variance(
         state, jnp.asarray(idx_np), jnp.asarray(obs_p),
         jnp.asarray(w, state.mean.dtype), jax.lax.Precision.HIGHEST,
+    )
+
+
+def shard(state: GPState, mesh: jax.sharding.Mesh, axis: str | None = None
+          ) -> GPState:
+    """Place ``state`` on ``mesh``, split along the prompt axis.
+
+    ``embeddings``, ``sq_norms``, ``mean`` (and the cached ``kernel``, by
+    rows) are sharded over mesh axis ``axis`` (default: the mesh's first
+    axis); scalars are replicated. :func:`update` and :func:`predict` then run
+    as SPMD programs: each device computes its rows of ``K_{., B}`` and of the
+    new mean, and only the ``B`` gathered batch rows cross devices. Results
+    equal the single-device ones (up to float reduction order).
+
+    ``Q`` must be divisible by the size of the mesh axis.
+    """
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    axis = mesh.axis_names[0] if axis is None else axis
+    if axis not in mesh.axis_names:
+        raise ValueError(f"axis must be one of {mesh.axis_names}; got {axis!r}")
+    n = mesh.shape[axis]
+    q = state.mean.shape[0]
+    if q % n:
+        raise ValueError(
+            f"the number of prompts ({q}) must be divisible by the mesh axis "
+            f"{axis!r} of size {n}"
+        )
+    rows = NamedSharding(mesh, P(axis))
+    rows2 = NamedSharding(mesh, P(axis, None))
+    rep = NamedSharding(mesh, P())
+    return GPState(
+        jax.device_put(state.embeddings, rows2),
+        jax.device_put(state.sq_norms, rows),
+        jax.device_put(state.mean, rows),
+        jax.device_put(state.bandwidth, rep),
+        jax.device_put(state.jitter, rep),
+        None if state.kernel is None else jax.device_put(state.kernel, rows2),
     )

@@ -148,6 +148,9 @@ class Planner:
       reward: ``"binary"`` (success probability) or ``"continuous"``
         (reward variance, App. E.2).
       eps: GP clipping ``epsilon``.
+      noise: GP observation noise, ``"none"`` (Algorithm 1 as published) or
+        ``"binomial"`` (empirical-logit noise; binary rewards only; more
+        accurate on the synthetic benchmark, see ``docs/prediction.md``).
       bandwidth: GP bandwidth, ``"median"`` or a number.
       prior_mean: GP prior latent mean.
       block_size: GP row blocking (see :func:`vipcore.gp.update_step`).
@@ -176,6 +179,7 @@ class Planner:
         predictor: str = "gp",
         reward: str = "binary",
         eps: float = 1e-2,
+        noise: str = "none",
         bandwidth: float | str = "median",
         prior_mean: float = 0.0,
         block_size: int | None = None,
@@ -187,6 +191,9 @@ class Planner:
         check_choice("estimator", estimator, ESTIMATORS)
         check_choice("predictor", predictor, PREDICTORS)
         check_choice("reward", reward, REWARDS)
+        check_choice("noise", noise, _gp.NOISE_MODELS)
+        if noise != "none" and reward != "binary":
+            raise ValueError("noise='binomial' needs reward='binary'")
         lower = check_int("lower", lower, minimum=2 if estimator == "rloo" else 3)
         upper = check_int("upper", upper)
         if upper < lower:
@@ -199,7 +206,7 @@ class Planner:
         q = emb.shape[0]
         self._config = dict(
             estimator=estimator, lower=lower, upper=upper, predictor=predictor,
-            reward=reward, eps=float(eps), bandwidth=bandwidth,
+            reward=reward, eps=float(eps), noise=noise, bandwidth=bandwidth,
             prior_mean=float(prior_mean), block_size=block_size,
             window=int(window), ridge_capacity=int(ridge_capacity),
             ridge_lam=float(ridge_lam), seed=int(seed),
@@ -405,6 +412,7 @@ class Planner:
         if pred == "gp":
             self._state = _gp.update(self._state, rows, obs, weights=w,
                                      link=self._link, eps=cfg["eps"],
+                                     noise=cfg.get("noise", "none"),
                                      block_size=cfg["block_size"])
         elif pred == "moving_average":
             self._state = _pr.moving_average_update(self._state, rows, obs,
