@@ -55,6 +55,7 @@ import math
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -284,7 +285,7 @@ class Planner:
                     "(pass ids= to the Planner to use other ids)"
                 )
             if arr.size and (arr.min() < 0 or arr.max() >= q):
-                bad = arr[(arr < 0) | (arr >= q)][0]
+                bad = int(arr[(arr < 0) | (arr >= q)][0])
                 raise ValueError(f"unknown prompt id {bad!r} (rows are 0..{q - 1})")
             return arr.astype(np.int32)
         out = np.empty(len(prompt_ids), np.int32)
@@ -478,14 +479,14 @@ class Planner:
         complete planner file of a supported version.
         """
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
-            if isinstance(err, FileNotFoundError):
-                raise
-            raise ValueError(f"{path}: not a readable vipcore planner file "
-                             f"({type(err).__name__}: {err})") from None
+        with open(path, "rb") as f:  # FileNotFoundError passes through
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    data = {k: z[k] for k in z.files}
+            except (zipfile.BadZipFile, EOFError, OSError, ValueError,
+                    KeyError, zlib.error) as err:
+                raise ValueError(f"{path}: not a readable vipcore planner file "
+                                 f"({type(err).__name__}: {err})") from None
         try:
             meta = json.loads(bytes(data.pop("meta")).decode())
         except (KeyError, ValueError, UnicodeDecodeError):
