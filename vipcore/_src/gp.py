@@ -60,6 +60,9 @@ __all__ = [
 #: ``"softplus"`` for reward variances of continuous rewards (App. E.2).
 LINKS = ("sigmoid", "softplus")
 
+#: Observation-noise models of :func:`update_step`.
+NOISE_MODELS = ("none", "binomial")
+
 #: Largest ``Q`` for which :func:`median_bandwidth` uses every pair.
 MEDIAN_EXACT_MAX = 2048
 
@@ -393,6 +396,16 @@ def update_step(
     Returns:
       The next state (only ``mean`` changes).
     """
+    check_choice("noise", noise, NOISE_MODELS)
+    return _update_core(state, idx, observations, weights,
+                        jnp.asarray(noise == "binomial"), link=link, eps=eps,
+                        precision=precision, block_size=block_size)
+
+
+def _update_core(state, idx, observations, weights, binomial, *, link, eps,
+                 precision=jax.lax.Precision.HIGHEST, block_size=None):
+    """:func:`update_step` with the noise model as a traced flag (one compile
+    serves both models)."""
     dtype = state.mean.dtype
     q = state.mean.shape[0]
     obs = observations.astype(dtype)
@@ -401,23 +414,18 @@ def update_step(
     g_hat = _latent(pooled, jnp.asarray(eps, dtype), link)
     cols = jnp.where(valid, uniq, 0)
     resid = jnp.where(valid, g_hat - state.mean[cols], 0)
-    noise_var = None
-    if noise == "binomial":
-        succ = pooled * wsum
-        noise_var = 1 / (succ + 0.5) + 1 / (wsum - succ + 0.5)
+    succ = pooled * wsum
+    noise_var = jnp.where(binomial, 1 / (succ + 0.5) + 1 / (wsum - succ + 0.5), 0)
     cols, alpha = _solve_alpha(state, uniq, valid, resid, precision, noise_var)
     mean = state.mean + _kernel_matvec(state, cols, alpha, precision, block_size)
-    if noise == "none":
-        mean = mean.at[jnp.where(valid, uniq, q)].set(g_hat, mode="drop")
+    rows = jnp.where(valid, uniq, q)
+    mean = mean.at[rows].set(jnp.where(binomial, mean[cols], g_hat), mode="drop")
     return state._replace(mean=mean)
 
 
 _update_jit = jax.jit(
-    update_step, static_argnames=("link", "noise", "precision", "block_size")
+    _update_core, static_argnames=("link", "precision", "block_size")
 )
-
-#: Observation-noise models of :func:`update_step`.
-NOISE_MODELS = ("none", "binomial")
 
 
 def bucket_size(n: int, *, minimum: int = 8) -> int:
@@ -534,8 +542,8 @@ def update(
         return state
     idx_p, obs_p, w_p = batch
     return _update_jit(
-        state, idx_p, obs_p, w_p, link=link, eps=eps, noise=noise,
-        block_size=block_size,
+        state, idx_p, obs_p, w_p, jnp.asarray(noise == "binomial"), link=link,
+        eps=eps, block_size=block_size,
     )
 
 
