@@ -393,12 +393,12 @@ def test_never_worse_than_scipy_slsqp(est):
         C = int(rng.integers(B * L + 1, B * U))
         a = 4 * p * (1 - p)
 
-        def f(n):
+        def f(n, a=a):
             return np.sum(a / (n - 1)) if est == "rloo" else np.sum(a * (n - 1) / n**2)
 
         res = scipy_opt.minimize(
             f, np.full(B, C / B), method="SLSQP", bounds=[(L, U)] * B,
-            constraints=[{"type": "eq", "fun": lambda n: n.sum() - C}],
+            constraints=[{"type": "eq", "fun": lambda n, C=C: n.sum() - C}],
             options={"maxiter": 500, "ftol": 1e-12},
         )
         with jax.enable_x64(True):
