@@ -125,11 +125,13 @@ def _marginal(n, estimator):
     return (n - 2) / (n * n * n)
 
 
-def _n_of_lam(a, lam, L, U, estimator):
+def _n_of_lam(a, lam, L, U, estimator, sqrt_a=None):
     """Continuous KKT allocation ``clip(root(lam), L, U)`` for ``lam > 0``."""
     safe_a = jnp.where(a > 0, a, 1)
     if estimator == "rloo":
-        root = 1 + jnp.sqrt(safe_a / lam)
+        # sqrt(a / lam) = sqrt(a) * lam**-0.5: one scalar power per call.
+        sa = jnp.sqrt(safe_a) if sqrt_a is None else sqrt_a
+        root = 1 + sa * jax.lax.rsqrt(lam)
     else:
         # Largest root of lam n^3 - a n + 2a = 0, valid when lam < a/27.
         ratio = jnp.clip(3 * jnp.sqrt(3 * lam / safe_a), 0, 1)
@@ -212,8 +214,10 @@ def solve_continuous(
     lo = jnp.log(lam_lo)
     hi = jnp.log(lam_hi)
 
+    sqrt_a = jnp.sqrt(jnp.where(pos, a, 1))
+
     def S(lam):
-        return jnp.sum(_n_of_lam(a, lam, Lf, Uf, estimator))
+        return jnp.sum(_n_of_lam(a, lam, Lf, Uf, estimator, sqrt_a))
 
     # Invariant: S(exp(lo)) >= C >= S(exp(hi)).
     for _ in range(_bisection_steps(dt)):
