@@ -205,7 +205,7 @@ def _check_unit_interval(name: str, flat: np.ndarray, counts: np.ndarray) -> Non
         prompt = int(np.searchsorted(np.cumsum(counts), i, side="right"))
         start = int(np.sum(counts[:prompt]))
         raise ValueError(
-            f"{name} must be numbers in [0, 1]; got {flat[i]!r} "
+            f"{name} must be numbers in [0, 1]; got {float(flat[i])!r} "
             f"(prompt {prompt}, rollout {i - start})"
         )
 
@@ -218,6 +218,7 @@ def as_ragged(
     Args:
       scores: a ``(prompts, K)`` matrix, a sequence of per-prompt score
         sequences (``K`` may differ), or a flat array when ``counts`` is given.
+        Booleans count as 1 (pass) and 0 (fail).
       counts: rollouts per prompt for a flat ``scores``; must be ``>= 1`` and
         sum to ``len(scores)``.
       check: raise ``ValueError`` unless every score is a number in [0, 1].
@@ -284,7 +285,7 @@ def _float_array(name: str, x: Any) -> np.ndarray:
         arr = np.asarray(x)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} must be array-like of numbers: {err}") from None
-    if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
+    if arr.dtype.kind not in "biuf":  # booleans are pass/fail: 1/0
         raise ValueError(f"{name} must be numeric; got dtype {arr.dtype}")
     return arr.astype(np.float64, copy=False)
 

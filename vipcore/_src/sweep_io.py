@@ -185,25 +185,23 @@ def _columns_error(where: str, found: Iterable[str], extra: set[str]) -> ValueEr
 def _layout(where: str, cols: Sequence[str], ignore_extra: bool) -> str:
     """'long' or 'wide' from the column names, or a clear error."""
     colset = set(cols)
-    extra = colset - set(KNOWN_COLUMNS)
-    if extra and not ignore_extra:
-        raise _columns_error(where, cols, extra)
+    found = ", ".join(map(str, cols))
     if "prompt_id" not in colset:
         raise ValueError(
-            f"{where}: missing column 'prompt_id' (found: "
-            f"{', '.join(map(str, cols))}); need prompt_id plus score (long) or "
-            "scores (wide)"
+            f"{where}: missing column 'prompt_id' (found: {found}); need prompt_id "
+            "plus score (long format) or scores (wide format)"
         )
     if "score" in colset and "scores" in colset:
         raise ValueError(f"{where}: has both 'score' and 'scores'; use one layout")
-    if "score" in colset:
-        return "long"
-    if "scores" in colset:
-        return "wide"
-    raise ValueError(
-        f"{where}: missing column 'score' (long format) or 'scores' (wide format) "
-        f"(found: {', '.join(map(str, cols))})"
-    )
+    if "score" not in colset and "scores" not in colset:
+        raise ValueError(
+            f"{where}: missing column 'score' (long format) or 'scores' (wide "
+            f"format) (found: {found})"
+        )
+    extra = colset - set(KNOWN_COLUMNS)
+    if extra and not ignore_extra:
+        raise _columns_error(where, cols, extra)
+    return "long" if "score" in colset else "wide"
 
 
 _INF = float("inf")
