@@ -94,7 +94,8 @@ def test_soft_thresholds_and_overrides(tmp_path, capsys):
     assert s["settings"]["lo"] == 0.05 and s["report"]["counts"]["unlearnable"] == 1
     assert main(["sweep", str(p), "--json", "--lo", "0.01", "--hi", "0.6"]) == 0
     s = json.loads(capsys.readouterr().out)
-    assert s["report"]["counts"]["signal"] == 1 and s["report"]["counts"]["trivial"] == 1
+    counts = s["report"]["counts"]
+    assert counts["signal"] == 1 and counts["trivial"] == 1
     assert main(["sweep", str(p), "--json", "--pass-threshold", "0.6"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["settings"]["pass_rate"] == ">= 0.6"
