@@ -448,6 +448,7 @@ def advise(
     n = sum(v for k, v in counts.items() if k != "single")
     f = counts["signal"] / n if n else float("nan")
     msgs = []
+    of = f" of {n} bucketed prompts" if counts.get("single") else ""
     if not n:
         level, mult = "too_little", None
         msgs.append("no prompt has 2 or more rollouts: nothing can be bucketed")
@@ -459,25 +460,25 @@ def advise(
             else "too easy (most prompts are trivial)"
         )
         msgs.append(
-            f"WARNING: only {100 * f:.1f}% of prompts carry signal (< 10%): the "
+            f"WARNING: only {100 * f:.1f}% of prompts{of} carry signal (< 10%): the "
             f"data set looks {side}. A larger compute multiplier will not fix "
             "this; change the data or the reward (seed 000)."
         )
     elif f < 0.15:
         level, mult = "low", (2, 4)
         msgs.append(
-            f"{100 * f:.1f}% signal (10-15%): low; use compute multiplier 2-4 "
+            f"{100 * f:.1f}% signal{of} (10-15%): low; use compute multiplier 2-4 "
             "for more exploration."
         )
     elif f <= 0.30:
         level, mult = "healthy", (1, 2)
         msgs.append(
-            f"{100 * f:.1f}% signal (15-30%): healthy; compute multiplier 1-2."
+            f"{100 * f:.1f}% signal{of} (15-30%): healthy; compute multiplier 1-2."
         )
     else:
         level, mult = "high", (1, 1)
         msgs.append(
-            f"{100 * f:.1f}% signal (> 30%): plenty of learning signal; "
+            f"{100 * f:.1f}% signal{of} (> 30%): plenty of learning signal; "
             "compute multiplier 1 may suffice."
         )
     if n and counts["signal"] < n:
