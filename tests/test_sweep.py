@@ -120,7 +120,9 @@ def test_permutation_invariance(rows, rnd):
         ([[0.5], [0.1, np.nan]], r"nan.*prompt 1, rollout 1"),
         ([[0.5, -0.1]], r"in \[0, 1\]"),
         ([["a", "b"]], "numeric"),
-        ([[None, 1.0]], r"numbers in \[0, 1\]; got nan"),
+        ([[None, 1.0]], "numeric"),
+        ([["0.5", "1"]], "numeric"),
+        ([0.0, 1.0, 1.0], "1-D scores need counts"),
         ([[0.5], []], r"scores\[1\] must be a non-empty"),
         (np.zeros((2, 2, 2)), "matrix"),
     ],
@@ -128,6 +130,13 @@ def test_permutation_invariance(rows, rnd):
 def test_bad_scores(bad, match):
     with pytest.raises(ValueError, match=match):
         sweep.prompt_metrics(bad)
+
+
+def test_empty_and_ragged_arrays():
+    r = sweep.analyze([])
+    assert sum(r.counts.values()) == 0 and r.potential.n_prompts == 0
+    m = sweep.prompt_metrics([np.array([1.0, 0.0]), np.array([1.0])])
+    assert m.n.tolist() == [2, 1]
 
 
 def test_booleans_are_pass_fail():

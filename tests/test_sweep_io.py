@@ -207,6 +207,19 @@ def test_format_sniffing(tmp_path):
     assert sweep.read_scores(p).counts.tolist() == [2]
 
 
+def test_byte_order_mark(tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_bytes(b"\xef\xbb\xbfprompt_id,score\na,1\na,0\n")
+    assert sweep.read_scores(p).counts.tolist() == [2]
+    pj = tmp_path / "s.jsonl"
+    pj.write_bytes(b'\xef\xbb\xbf{"prompt_id": "a", "score": 1}\n')
+    assert sweep.read_scores(pj).counts.tolist() == [1]
+    # a blank line in the middle: the per-line reader handles the mark too
+    pj.write_bytes(b'\xef\xbb\xbf{"prompt_id": "a", "score": 1}\n\n'
+                   b'{"prompt_id": "a", "score": 0}\n')
+    assert sweep.read_scores(pj).counts.tolist() == [2]
+
+
 def test_clip_counts_and_reports(tmp_path):
     p = tmp_path / "s.csv"
     p.write_text("prompt_id,score\na,1.2\na,0.5\nb,-3\nb,0\n")

@@ -51,7 +51,6 @@ Conventions
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -248,24 +247,35 @@ def as_ragged(
                 f"counts must sum to len(scores) = {flat.size}; got {int(c.sum())}"
             )
     else:
-        arr = None
-        if isinstance(scores, np.ndarray) or not isinstance(scores, Sequence):
-            arr = _float_array("scores", scores)
-        else:
-            try:
-                arr = np.asarray(scores, dtype=np.float64)
-            except (TypeError, ValueError):
-                arr = None  # ragged: handled below
-        if arr is not None and arr.ndim == 2:
-            if arr.shape[1] < 1:
-                raise ValueError("scores must have at least one rollout per prompt")
-            flat = arr.reshape(-1)
-            c = np.full(arr.shape[0], arr.shape[1], dtype=np.int64)
-        elif arr is not None and arr.ndim != 1:
-            raise ValueError(
-                f"scores must be a (prompts, K) matrix or a list of per-prompt "
-                f"lists; got an array of shape {arr.shape}"
-            )
+        try:
+            arr = np.asarray(scores)
+        except (TypeError, ValueError):
+            arr = None  # ragged lists: handled below
+        if arr is not None and arr.dtype == object and arr.ndim == 1:
+            arr = None  # a sequence of per-prompt arrays of different lengths
+        if arr is not None:
+            if arr.dtype.kind not in "biuf":
+                raise ValueError(f"scores must be numeric; got dtype {arr.dtype}")
+            arr = arr.astype(np.float64)
+            if arr.ndim == 2:
+                if arr.shape[1] < 1:
+                    raise ValueError(
+                        "scores must have at least one rollout per prompt"
+                    )
+                flat = arr.reshape(-1)
+                c = np.full(arr.shape[0], arr.shape[1], dtype=np.int64)
+            elif arr.ndim == 1 and arr.size == 0:
+                flat, c = arr, np.zeros(0, dtype=np.int64)
+            elif arr.ndim == 1:
+                raise ValueError(
+                    "1-D scores need counts= (rollouts per prompt); or pass a "
+                    "(prompts, K) matrix or a list of per-prompt lists"
+                )
+            else:
+                raise ValueError(
+                    f"scores must be a (prompts, K) matrix or a list of "
+                    f"per-prompt lists; got an array of shape {arr.shape}"
+                )
         else:
             rows = [_float_array(f"scores[{i}]", r) for i, r in enumerate(scores)]
             for i, r in enumerate(rows):

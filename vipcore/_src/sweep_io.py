@@ -238,6 +238,8 @@ def _read_jsonl(path: Path, clip: bool, ignore_extra: bool):
     reader below runs instead and produces the exact error and line."""
     with open(path, "rb") as f:
         data = f.read()
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+        data = data[3:]
     fast = _read_jsonl_fast(data, clip, ignore_extra)
     if fast is not None:
         return fast
@@ -298,7 +300,7 @@ def _read_jsonl_lines(path: Path, clip: bool, ignore_extra: bool):
     layout = None
     loads = json.loads
     ok_types = (int, float)
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, 1):
             try:
                 obj = loads(line)
@@ -385,7 +387,7 @@ def _read_csv(path: Path, clip: bool, ignore_extra: bool):
     scores: list = []
     steps: list | None = None
     delim = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter=delim)
         header = None
         for header in reader:
