@@ -148,6 +148,7 @@ def summarize(
         miss = {
             "p": miss_p,
             "k": k_med,
+            "probability_no_pass": _num(miss_probability(miss_p, k_med)),
             "probability_unlearnable": _num(miss_probability(miss_p, k_med, lo=lo)),
             "target": target_miss,
             "k_needed": rollouts_for_miss_rate(miss_p, target_miss),
@@ -274,9 +275,14 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             f"miss probability: a prompt with true pass rate {m['p']:g} shows "
             f"no pass in K = {m['k']} rollouts with probability "
-            f"{m['probability_unlearnable']:.3f}; K >= {m['k_needed']} keeps it "
+            f"{m['probability_no_pass']:.3f}; K >= {m['k_needed']} keeps it "
             f"<= {m['target']:g}"
         )
+        if st["lo"] > 0:
+            lines.append(
+                f"  with lo = {st['lo']:g} it looks unlearnable (pass rate <= lo) "
+                f"with probability {m['probability_unlearnable']:.3f}"
+            )
     a = r["advice"]
     mult = a["compute_multiplier"]
     lines.append("")
