@@ -352,8 +352,10 @@ def test_run_sweep_bad_scores_and_args(tmp_path):
         sweep.run_sweep(lambda s: 0, [1], k=0, path=path)
     with pytest.raises(ValueError, match="unique"):
         sweep.run_sweep(lambda s: 0, [1, 2], ids=["a", "a"], k=1, path=path)
-    d = sweep.run_sweep(lambda s: s > 1, [1, 2], k=2, path=path, progress=False)
+    d = sweep.run_sweep(lambda s: s > 1, [1, 2], k=2, path=path, progress=False,
+                        ids=np.arange(2))
     assert d.scores.tolist() == [0.0, 0.0, 1.0, 1.0]  # booleans are pass/fail
+    assert d.prompt_ids == [0, 1] and type(d.prompt_ids[0]) is int
 
 
 def test_demo_data_is_seeded():
