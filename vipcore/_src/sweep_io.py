@@ -466,7 +466,10 @@ def _read_parquet(path: Path, clip: bool, ignore_extra: bool):
             f"{path}: reading Parquet needs pyarrow (pip install 'vipcore[parquet]'); "
             "or convert the file to JSONL/CSV"
         ) from None
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow's own error types
+        raise ValueError(f"{path}: cannot read as Parquet: {err}") from None
     cols = list(table.column_names)
     layout = _layout(str(path), cols, ignore_extra)
     if table.num_rows == 0:
