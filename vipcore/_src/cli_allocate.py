@@ -58,7 +58,9 @@ def _from_json(name: str, text: str) -> np.ndarray:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{name}: line {err.lineno}: invalid JSON ({err.msg})") from None
+        raise ValueError(
+            f"{name}: line {err.lineno}: invalid JSON ({err.msg})"
+        ) from None
     if isinstance(obj, dict):
         if "p_hat" not in obj:
             raise ValueError(f"{name}: a JSON object needs a 'p_hat' list")

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         f"allocate_{jax.default_backend()}.json"
     )
     run_benchmark(
-        sizes=args.sizes, batch_B=args.batch_size, n_batches=args.batches, slsqp_instances=args.slsqp,
+        sizes=args.sizes, batch_B=args.batch_size, n_batches=args.batches,
+        slsqp_instances=args.slsqp,
         estimator=args.estimator, reps=args.reps, out=out,
     )
     return 0
