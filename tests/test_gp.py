@@ -266,8 +266,8 @@ def test_update_step_is_jittable_and_vmappable():
     x, _, idx, p, w = _problem(8, q=12, n=8)
     st0 = gp.init(x.astype(np.float32), bandwidth=1.0)
     ps = jnp.stack([jnp.asarray(p, jnp.float32), jnp.asarray(1 - p, jnp.float32)])
-    f = jax.vmap(lambda pp: gp.update_step(st0, jnp.asarray(idx), pp,
-                                           jnp.asarray(w, jnp.float32)).mean)
+    f = jax.jit(jax.vmap(lambda pp: gp.update_step(st0, jnp.asarray(idx), pp,
+                                           jnp.asarray(w, jnp.float32)).mean))
     out = f(ps)
     for k in range(2):
         one = gp.update(st0, idx, np.asarray(ps[k]), weights=w).mean

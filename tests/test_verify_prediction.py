@@ -27,6 +27,8 @@ def test_quick_section_passes_and_writes_outputs(result):
     for fname, _ in res.figures:
         assert (out / fname).stat().st_size > 1000
     json.dumps(res.data, default=float)  # serialisable
+    curves = json.loads((out / "prediction_curves.json").read_text())
+    assert len(curves["mae"]["gp"][0]) == res.data["steps"]
 
 
 def test_pinned_ordering(result):

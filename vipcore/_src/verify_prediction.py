@@ -23,6 +23,7 @@ Three kinds of evidence:
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -305,6 +306,12 @@ def section(cfg: VerifyConfig) -> SectionResult:
     mean_shuf = {n: avg(shuffled, n) for n in PREDICTOR_NAMES}
     fig = "prediction_mae.png"
     _plot(cfg.out, data, steps, fig)
+    (cfg.out / "prediction_curves.json").write_text(json.dumps(
+        {"steps": steps, "warmup": warmup, "params": synthetic.FIG2_PARAMS,
+         "mae": data["mae"], "mae_true": data["mae_true"],
+         "brier": data["brier"], "ece": data["ece"],
+         "reliability": data["reliability"], "mae_shuffled": shuffled},
+        indent=1))
     rows = ["| predictor | MAE (realised) | MAE (true p) | Brier | ECE | "
             "MAE, shuffled embeddings |", "|---|---|---|---|---|---|"]
     for n in PREDICTOR_NAMES:
