@@ -147,3 +147,13 @@ def test_calibration_validates():
         cal.mean_absolute_error([1.5], [1], [2])
     with pytest.raises(ValueError, match="must have the shape of p_hat"):
         cal.brier_score([0.5, 0.5], [1], [2])
+
+
+def test_docstring_examples():
+    import doctest
+
+    from vipcore._src import gp, planner, synthetic
+
+    for mod in (gp, pr, cal, planner, synthetic):
+        res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert res.failed == 0, mod.__name__
