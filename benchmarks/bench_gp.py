@@ -13,6 +13,13 @@ Usage::
     python benchmarks/bench_gp.py --sizes 1000,17000,100000,1000000
     python benchmarks/bench_gp.py --sizes 17000 --repeats 50
 
+On a shared, loaded CPU the multi-threaded XLA runtime stalls on thread
+barriers (the identical Q = 1k step varied from 7 ms to 570 ms); pinning one
+core gives stable numbers:
+
+    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
+        taskset -c 1 python benchmarks/bench_gp.py
+
 Writes ``benchmarks/results/gp_<platform>.json``.
 """
 
@@ -136,6 +143,9 @@ def main(argv=None):
         "cpu_count": os.cpu_count(),
         # other jobs on a shared machine inflate CPU timings: record the load
         "load_average_1_5_15": list(os.getloadavg()),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "cpu_affinity": sorted(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity") else None,
         "results": results, "skipped": skipped,
         "goals_ms": {"cpu_Q17k": 150, "h100_Q17k": 3, "h100_Q1M": 50},
     }
