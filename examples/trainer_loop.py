@@ -18,13 +18,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vipcore._src.planner import (  # noqa: E402
+from vipcore._src.synthetic import drifting_problem, success_probs  # noqa: E402
+from vipcore.planner import (  # noqa: E402
     Planner,
     group_rewards,
     padded_mask,
     repeat_index,
 )
-from vipcore._src.synthetic import drifting_problem, success_probs  # noqa: E402
 
 
 def main(steps: int = 12, batch: int = 64, per_prompt: int = 8) -> None:
