@@ -505,6 +505,8 @@ def _plot_grid(cfg: VerifyConfig, rows: list[dict], zstar: float) -> tuple[str, 
                             capsize=2, lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(ns, [str(int(v)) for v in ns])
+        ax.set_xticks([], minor=True)
         ax.set_xlabel("rollouts n")
         ax.set_title(f"{_NAMES[est]}: Var(G) = "
                      + ("(n-1)/n² · 4p(1-p)" if est == "drgrpo" else "4p(1-p)/(n-1)"))
