@@ -93,7 +93,8 @@ def grpo_variance(p: float, n: int, sigma_z2: float = 1.0,
     for k in range(n + 1):
         pk = math.comb(n, k) * p**k * (1 - p) ** (n - k)
         s = math.sqrt(4 * k * (n - k)) / n
-        total += pk * (s / (s + eps)) ** 2
+        if s > 0:  # a constant group has A = 0 / (0 + eps) = 0
+            total += pk * (s / (s + eps)) ** 2
     return sigma_z2 / n * total
 
 
