@@ -179,3 +179,47 @@ def test_grpo_variance_limits():
 def test_estimate_twin_on_constant_draws():
     v, se, m, mse = vv._estimate(np.full(10, 3.0))
     assert (v, se, m, mse) == (0.0, 0.0, 3.0, 0.0)
+
+
+def test_log_z():
+    assert vv.log_z(1.0, 1.0, 0.1) == 0.0
+    assert vv.log_z(0.0, 0.0, 0.0) == 0.0
+    assert vv.log_z(0.0, 0.1, 0.01) == math.inf
+    assert vv.log_z(1.0, 0.0, 0.01) == -math.inf
+    # agrees with the linear z to first order near the theory
+    th, se = 2.0, 0.01
+    for emp in (1.99, 2.0, 2.01):
+        assert vv.log_z(th, emp, se) == pytest.approx((emp - th) / se, abs=0.02)
+    assert vv.log_z(1.0, 2.0, 0.5) == pytest.approx(math.log(2.0) * 4.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("p, n, estimator, trials", [
+    (0.01, 2, "drgrpo", 32000),  # the quick grid's most skewed cell
+    (0.5, 2, "rloo", 4000),
+])
+def test_log_z_calibration(p, n, estimator, trials):
+    """Over 2048 independent replicates of one cell, the log-scale z of the
+    variance check is N(0, 1) (KS test, and its skewness within 4 s.e. of 0)."""
+    import jax
+    import jax.numpy as jnp
+    import scipy.stats
+
+    from vipcore._src.montecarlo import simulate_cells
+    from vipcore._src.variance import gradient_variance
+
+    th = float(gradient_variance(p, n, estimator))
+    e = vv._EST_INDEX[estimator]
+    zs = []
+    K = 64
+    for b in range(2048 // K):
+        keys = jax.random.split(jax.random.fold_in(jax.random.key(2024), b), K)
+        g = simulate_cells(
+            keys, jnp.full(K, p), jnp.full(K, n, jnp.int32), jnp.full(K, e, jnp.int32),
+            jnp.zeros(K), jnp.ones(K), jnp.zeros(K), n_max=n, trials=trials)
+        for row in np.asarray(g):
+            s2, se, _, _ = vv._estimate(row)
+            zs.append(vv.log_z(th, s2, se))
+    zs = np.asarray(zs)
+    assert scipy.stats.kstest(zs, "norm").pvalue > 1e-4
+    assert abs(scipy.stats.skew(zs)) < 4 * math.sqrt(6 / zs.size)
