@@ -124,22 +124,26 @@ def test_group_gradient_float32_matches_float64():
 def test_masked_cells_equal_truncated_groups():
     """simulate_cells pads to n_max and masks; the result equals G on the first
     n columns of the same draws."""
-    key = jax.random.key(7)
-    keys = jax.random.split(key, 3)
-    ns = [2, 5, 8]
-    est = [1, 2, 0]
+    # 8 cells, n_max = 16, 4000 trials: the shapes of the quick verify section,
+    # so the compiled program is shared with tests/test_verify_*.py
+    K, n_max, trials = 8, 16, 4000
+    keys = jax.random.split(jax.random.key(7), K)
+    ns = [2, 5, 16, 3, 8, 9, 2, 16]
+    est = [1, 2, 0, 1, 2, 0, 2, 1]
+    zm = [0.0, 2.0, -1.0, 0.5, 0.0, 1.0, 3.0, -2.0]
+    zv = [1.0, 0.5, 2.0, 1.0, 3.0, 0.1, 1.0, 1.0]
     g = mc.simulate_cells(
-        keys, jnp.full(3, 0.35), jnp.asarray(ns), jnp.asarray(est),
-        jnp.asarray([0.0, 2.0, -1.0]), jnp.asarray([1.0, 0.5, 2.0]), jnp.zeros(3),
-        n_max=N, trials=T,
+        keys, jnp.full(K, 0.35), jnp.asarray(ns), jnp.asarray(est),
+        jnp.asarray(zm), jnp.asarray(zv), jnp.zeros(K), n_max=n_max, trials=trials,
+        df=10.0,
     )
-    assert g.shape == (3, T)
-    for k in range(3):
-        r, z = mc.sample_rollouts(keys[k], 0.35, N, T,
-                                  z_mean=[0.0, 2.0, -1.0][k], z_var=[1.0, 0.5, 2.0][k])
+    assert g.shape == (K, trials)
+    for k in range(K):
+        r, z = mc.sample_rollouts(keys[k], 0.35, n_max, trials, z_mean=zm[k],
+                                  z_var=zv[k])
         name = ("grpo", "drgrpo", "rloo")[est[k]]
-        ref = g_reference(r[:50, : ns[k]], z[:50, : ns[k]], name)
-        assert_allclose(g[k, :50], ref, dtype=np.float32, atol=1e-5)
+        ref = g_reference(r[:20, : ns[k]], z[:20, : ns[k]], name)
+        assert_allclose(g[k, :20], ref, dtype=np.float32, atol=1e-5)
 
 
 def test_simulate_batch_and_vmap_agree_with_sampler():

@@ -526,6 +526,11 @@ def simulate_batch(
 
     Returns:
       ``G`` of shape ``(trials, B)``.
+
+    >>> g = simulate_batch(jax.random.key(0), jnp.array([0.2, 0.5]),
+    ...                    jnp.array([2, 6]), 100, estimator="rloo")
+    >>> g.shape
+    (100, 2)
     """
     p = as_float_array("p", p)
     if p.ndim != 1:
@@ -540,6 +545,8 @@ def simulate_batch(
         if n_arr.size and int(jnp.min(n_arr)) < 2:
             raise ValueError(f"n must be >= 2 everywhere; got min {int(n_arr.min())}")
     if n_max is None:
+        if not is_concrete(n_arr):
+            raise ValueError("n_max is required when n is traced (inside jit/vmap)")
         n_max = int(jnp.max(n_arr))
     n_max = check_int("n_max", n_max, minimum=2)
     if is_concrete(n_arr) and int(jnp.max(n_arr)) > n_max:
