@@ -302,7 +302,8 @@ def section(cfg: VerifyConfig) -> SectionResult:
             th = _theory_var(c)
             pos_specs.append(("var", f"Var(G) {tag}", th, s2, se, f"M={m}"))
             grid_rows.append(dict(estimator=c.estimator, p=c.p, n=c.n, theory=th,
-                                  empirical=s2, stderr=se, trials=m))
+                                  empirical=s2, stderr=se, trials=m,
+                                  z=log_z(th, s2, se)))
         elif c.block in ("muz", "family"):
             extra = (f"mu_Z={c.z_mean:g}, var_Z={c.z_var:g}" if c.block == "muz"
                      else f"R {c.reward}, Z {c.z_dist}")
@@ -533,8 +534,10 @@ def _allocation_block(cfg, s, key, trials) -> dict:
 def _plot_grid(cfg: VerifyConfig, rows: list[dict], zstar: float) -> tuple[str, str]:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
+    fig = Figure(figsize=(10, 6), layout="constrained")
+    grid = fig.subplots(2, 2, sharex=True, height_ratios=[3, 1.3])
+    axes = grid[0]
+    axes[1].sharey(axes[0])
     ps = sorted({r["p"] for r in rows})
     low = [p for p in ps if p <= 0.5]
     colors = {p: f"C{i}" for i, p in enumerate(low)}
@@ -558,18 +561,31 @@ def _plot_grid(cfg: VerifyConfig, rows: list[dict], zstar: float) -> tuple[str, 
                             capsize=2, lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xticks(ns, [str(int(v)) for v in ns])
-        ax.set_xticks([], minor=True)
-        ax.set_xlabel("rollouts n")
+        zax = grid[1][list(axes).index(ax)]
+        for r in rows:
+            if r["estimator"] == est:
+                p0 = min(r["p"], round(1 - r["p"], 10))
+                zax.plot(r["n"] * (1.03 if r["p"] > 0.5 else 1), r["z"],
+                         "o" if r["p"] <= 0.5 else "s", ms=4, color=colors[p0],
+                         mfc=colors[p0] if r["p"] <= 0.5 else "none")
+        for y in (-zstar, zstar):
+            zax.axhline(y, color="k", ls="--", lw=0.8)
+        zax.axhline(0, color="0.6", lw=0.6)
+        zax.set_ylim(-1.15 * zstar, 1.15 * zstar)
+        zax.set_xticks(ns, [str(int(v)) for v in ns])
+        zax.set_xticks([], minor=True)
+        zax.set_xlabel("rollouts n")
         ax.set_title(f"{_NAMES[est]}: Var(G) = "
                      + ("(n-1)/n² · 4p(1-p)" if est == "drgrpo" else "4p(1-p)/(n-1)"))
     axes[0].set_ylabel("Var(G)  (σ_Z² = 1, ±1 rewards)")
+    grid[1][0].set_ylabel("z (log scale)\n--- ± threshold")
     axes[1].legend(fontsize=7, loc="lower left")
     fname = "variance_vs_n.png"
     fig.savefig(cfg.out / fname, dpi=110)
     return fname, (
-        "Empirical Var(G) (markers, ± 2 s.e.; filled p, open 1-p) vs Props 4.2/4.3 "
-        "(lines) over n, for several p."
+        "Top: empirical Var(G) (markers, ± 2 s.e.; filled p, open 1-p) vs Props "
+        "4.2/4.3 (lines) over n, for several p. Bottom: each cell's z-score and "
+        "the Bonferroni threshold."
     )
 
 
