@@ -6,6 +6,7 @@ The public surface is re-exported here; implementations live in
 
 from importlib.metadata import PackageNotFoundError, version
 
+from vipcore import sweep as sweep
 from vipcore._src.allocation import Allocation as Allocation
 from vipcore._src.allocation import allocate as allocate
 from vipcore._src.allocation import (
@@ -43,6 +44,7 @@ __all__ = [
     "round_allocation",
     "solve_allocation",
     "solve_continuous",
+    "sweep",
     "advantages",
     "gradient_variance",
     "gradient_variance_continuous",

@@ -139,8 +139,9 @@ def run_benchmark(
     for B in sizes:
         p = jnp.asarray(_instances(rng, 1, B)[0])
         C = per_prompt * B
-        stats = time_call(lambda p: solve(p, C, L, U, estimator=estimator).n, p,
-                          reps=reps)
+        stats = time_call(
+            lambda p, C=C: solve(p, C, L, U, estimator=estimator).n, p, reps=reps
+        )
         progress(f"solve B={B}: median {stats['median_s'] * 1e6:.1f} us")
         results["latency"].append({"B": B, **stats})
 
@@ -167,8 +168,10 @@ def run_benchmark(
     for i in range(slsqp_instances):
         t_s, f_s, ok = _slsqp(P_np[i], C, L, U, estimator)
         res = solve(jnp.asarray(P_np[i]), C, L, U, estimator=estimator)
-        t_v = time_call(lambda p: solve(p, C, L, U, estimator=estimator).n,
-                        jnp.asarray(P_np[i]), reps=reps)["median_s"]
+        t_v = time_call(
+            lambda p: solve(p, C, L, U, estimator=estimator).n,  # noqa: B023
+            jnp.asarray(P_np[i]), reps=reps,
+        )["median_s"]
         with jax.enable_x64(True):
             x64, _ = A.solve_continuous(
                 4 * jnp.asarray(P_np[i], jnp.float64)

@@ -17,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int, default=None,
                         help="batches of 512 for throughput (default 256 CPU, "
                              "65536 accelerator)")
-    parser.add_argument("--slsqp", type=int, default=3,
+    parser.add_argument("--batch-size", type=int, default=512,
+                        help="B for the eager, throughput and SLSQP runs (512)")
+    parser.add_argument("--slsqp", type=int, default=2,
                         help="SLSQP instances to compare against (default 3)")
     parser.add_argument("--estimator", choices=("rloo", "drgrpo"), default="rloo")
     parser.add_argument("--reps", type=int, default=50)
@@ -31,17 +33,18 @@ def run(args: argparse.Namespace) -> int:
 
     from vipcore._src.bench import run_benchmark
 
-    for name in ("batches", "slsqp", "reps"):
+    for name in ("batches", "slsqp", "reps", "batch_size"):
         v = getattr(args, name)
         if v is not None and v < 1:
-            raise ValueError(f"--{name} must be >= 1; got {v}")
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {v}")
     if any(b < 1 for b in args.sizes):
         raise ValueError(f"--sizes must be positive integers; got {args.sizes}")
     out = args.out or Path("benchmarks/results") / (
         f"allocate_{jax.default_backend()}.json"
     )
     run_benchmark(
-        sizes=args.sizes, n_batches=args.batches, slsqp_instances=args.slsqp,
+        sizes=args.sizes, batch_B=args.batch_size, n_batches=args.batches,
+        slsqp_instances=args.slsqp,
         estimator=args.estimator, reps=args.reps, out=out,
     )
     return 0
