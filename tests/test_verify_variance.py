@@ -23,6 +23,13 @@ def _run(tmp_path, seed=0, **kw):
     return cfg, vv.section(cfg)
 
 
+@pytest.fixture
+def no_plots(monkeypatch):
+    """Skip the PNGs in tests that only look at the checks (saves ~1 s each)."""
+    monkeypatch.setattr(vv, "_plot_grid", lambda *a: ("none.png", ""))
+    monkeypatch.setattr(vv, "_plot_alloc", lambda *a: ("none.png", ""))
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     return _run(tmp_path_factory.mktemp("verify_variance"))
@@ -96,12 +103,12 @@ def test_allocation_comparison(quick):
     assert len(rows) == 6 and all(c.passed for c in rows)
 
 
-def test_another_seed_passes(tmp_path):
+def test_another_seed_passes(tmp_path, no_plots):
     _, res = _run(tmp_path, seed=12345)
     assert res.passed, [c.name for c in res.checks if not c.passed]
 
 
-def test_wrong_formula_in_theory_fails(tmp_path, monkeypatch):
+def test_wrong_formula_in_theory_fails(tmp_path, monkeypatch, no_plots):
     """Mutation: the theory uses 1/n for both estimators -> positive checks fail."""
     import jax.numpy as jnp
 
@@ -114,7 +121,7 @@ def test_wrong_formula_in_theory_fails(tmp_path, monkeypatch):
     assert not res.passed
 
 
-def test_biased_simulator_fails(tmp_path, monkeypatch):
+def test_biased_simulator_fails(tmp_path, monkeypatch, no_plots):
     """Mutation: G scaled by 1.1 (e.g. a wrong 1/n normalisation) is detected."""
     real = vv.simulate_cells
     monkeypatch.setattr(vv, "simulate_cells", lambda *a, **k: 1.1 * real(*a, **k))
@@ -123,7 +130,7 @@ def test_biased_simulator_fails(tmp_path, monkeypatch):
     assert sum(not c.passed for c in res.checks if not c.negative) >= 5
 
 
-def test_ignored_correlation_switch_fails(tmp_path, monkeypatch):
+def test_ignored_correlation_switch_fails(tmp_path, monkeypatch, no_plots):
     """Mutation: a simulator that silently drops ``corr`` makes the negative
     controls (and the exact correlated moments) fail."""
     real = vv.simulate_cells
