@@ -382,6 +382,17 @@ def test_vmap_equals_loop_and_jit_equals_eager():
         assert int(fis.n_excluded[t]) == int(one.n_excluded)
 
 
+def test_eager_api_inside_jit_and_vmap():
+    rng = np.random.default_rng(9)
+    Z = rng.standard_normal((5, 6)).astype(np.float32)
+    lens = np.array([6, 5, 4, 6, 3])
+    want = S.levene(Z, lengths=lens).pvalue
+    got = jax.jit(lambda z, n: S.levene(z, lengths=n).pvalue)(Z, lens)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    both = jax.vmap(lambda z: S.levene(z, lengths=lens).pvalue)(np.stack([Z, 3 * Z]))
+    np.testing.assert_allclose(both, [want, want], rtol=1e-5)  # scale invariant
+
+
 # ----------------------------------------------------- edges and errors
 
 

@@ -114,7 +114,7 @@ def as_groups(
                     f"lengths must lie in [0, {values.shape[1]}]; got "
                     f"{int(lens[i])} at index {i}"
                 )
-        m = xp.arange(values.shape[1]) < lens[:, None]
+        m = xp.arange(values.shape[1])[None, :] < lens[:, None]
     elif mask is not None:
         m = np.asarray(mask) if is_concrete(mask) else jnp.asarray(mask)
         if m.dtype != np.bool_:
