@@ -188,7 +188,7 @@ def _check_variance_test(ours, oracle, Z, min_n, x64):
 
 
 def test_paper_size_float32_vs_float64():
-    """Q = 600, n = 16 (the paper's size): float32 vs the float64 scipy value."""
+    """Q = 600, n = 16 (the paper's size): float32 vs scipy's float64 value."""
     rng = np.random.default_rng(0)
     Z = rng.standard_normal((600, 16))
     R = rng.choice([-1.0, 1.0], (600, 16))
@@ -198,14 +198,13 @@ def test_paper_size_float32_vs_float64():
             [ss.pearsonr(r, z).pvalue for r, z in zip(R, Z, strict=True)
              if np.ptp(r) > 0]).pvalue,
     }
-    for x64, rtol in ((True, 1e-9), (False, 5e-3)):
-        with jax.enable_x64(x64):
-            dt = np.float64 if x64 else np.float32
-            zz, rr = Z.astype(dt), R.astype(dt)
-            got = {"levene": S.levene(zz).pvalue,
-                   "fisher": S.fisher(S.pearson_groups(rr, zz)).pvalue}
-            for k, v in got.items():
-                np.testing.assert_allclose(float(v), refs[k], rtol=rtol, err_msg=k)
+    # float64 agreement is covered at small sizes above; here float32 at the
+    # paper's degrees of freedom (measured: ~3e-4 relative for Levene)
+    zz, rr = Z.astype(np.float32), R.astype(np.float32)
+    got = {"levene": S.levene(zz).pvalue,
+           "fisher": S.fisher(S.pearson_groups(rr, zz)).pvalue}
+    for k, v in got.items():
+        np.testing.assert_allclose(float(v), refs[k], rtol=5e-3, err_msg=k)
 
 
 # ------------------------------------------------- distribution helpers
