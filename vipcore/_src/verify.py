@@ -26,13 +26,14 @@ from vipcore._src.report import (
 
 __all__ = ["SECTIONS", "run_verify", "add_arguments", "run", "HELP"]
 
-HELP = "run the Monte-Carlo and statistical proofs; write report.md, results.json, plots"
+HELP = "run the Monte-Carlo and statistical proofs (report.md, results.json, plots)"
 
 #: Report sections, in order. Each module defines ``section(cfg)``.
 SECTIONS: tuple[str, ...] = (
     "vipcore._src.verify_variance",
     "vipcore._src.verify_stats",
     "vipcore._src.verify_prediction",
+    "vipcore._src.sweep_verify",
 )
 
 
