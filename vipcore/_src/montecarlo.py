@@ -64,6 +64,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from vipcore._src._checks import (
@@ -255,15 +256,15 @@ def _check_sampling_args(p, reward, z_dist, z_var, df, concentration, reward_sd)
     check_choice("z_dist", z_dist, Z_DISTS)
     check_probabilities("p", p)
     for name, val in (("z_var", z_var), ("reward_sd", reward_sd)):
-        if is_concrete(val) and bool(jnp.any(jnp.asarray(val) < 0)):
+        if is_concrete(val) and bool(np.any(np.asarray(val) < 0)):
             raise ValueError(f"{name} must be >= 0; got {val!r}")
     if (z_dist == "student_t" and is_concrete(df)
-            and not bool(jnp.all(jnp.asarray(df) > 4))):
+            and not bool(np.all(np.asarray(df) > 4))):
         raise ValueError(
             f"df must be > 4 for z_dist='student_t' (finite fourth moment); got {df!r}"
         )
     if (reward == "beta" and is_concrete(concentration)
-            and not bool(jnp.all(jnp.asarray(concentration) > 0))):
+            and not bool(np.all(np.asarray(concentration) > 0))):
         raise ValueError(f"concentration must be > 0; got {concentration!r}")
 
 
