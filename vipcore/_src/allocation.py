@@ -113,13 +113,15 @@ class Allocation(NamedTuple):
 
 
 def _default_sections() -> int:
-    """Grid points per search round: 2 (bisection) on CPU, 64 elsewhere.
+    """Grid points per search round: 2 (bisection) on CPU, 16 elsewhere.
 
     On CPU each round costs its arithmetic, so bisection is cheapest. On an
     accelerator each round is a kernel launch and the arithmetic is nearly
-    free, so 64-section search cuts 32 rounds to 6 (float32).
+    free, so a 16-section search cuts 32 rounds to 8 (float32). Measured on an
+    H100 (``benchmarks/results/allocate_gpu_h100.json``): 16 sections gave the
+    best ``vmap`` throughput (64 was slower, 256 compiled for minutes).
     """
-    return 2 if jax.default_backend() == "cpu" else 64
+    return 2 if jax.default_backend() == "cpu" else 16
 
 
 def _row(x):
