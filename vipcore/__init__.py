@@ -6,6 +6,8 @@ The public surface is re-exported here; implementations live in
 
 from importlib.metadata import PackageNotFoundError, version
 
+from vipcore import montecarlo as montecarlo
+from vipcore import stats as stats
 from vipcore import sweep as sweep
 from vipcore._src.allocation import Allocation as Allocation
 from vipcore._src.allocation import allocate as allocate
@@ -43,7 +45,9 @@ __all__ = [
     "allocation_objective",
     "round_allocation",
     "solve_allocation",
+    "montecarlo",
     "solve_continuous",
+    "stats",
     "sweep",
     "advantages",
     "gradient_variance",
