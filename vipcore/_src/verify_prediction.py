@@ -233,7 +233,7 @@ def _order_check(name, mean, se, zstar):
 
 
 def section(cfg: VerifyConfig) -> SectionResult:
-    steps = cfg.pick(12, 32, 60)
+    steps = cfg.pick(12, 24, 60)
     reps = cfg.pick(2, 2, 4)
     warmup = cfg.pick(4, 8, 8)
     shuffled_reps = cfg.pick(1, 1, 2)
