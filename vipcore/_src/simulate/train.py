@@ -312,10 +312,16 @@ def _stack(tree, reps: int):
 
 @dataclass
 class _Timer:
-    totals: dict[str, float] = field(default_factory=dict)
+    """Wall-clock totals and call counts; round 0 (JIT compilation) is skipped."""
 
-    def add(self, name: str, dt: float) -> None:
-        self.totals[name] = self.totals.get(name, 0.0) + dt
+    totals: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    active: bool = False
+
+    def add(self, name: str, dt: float, calls: int = 1) -> None:
+        if self.active:
+            self.totals[name] = self.totals.get(name, 0.0) + dt
+            self.calls[name] = self.calls.get(name, 0) + calls
 
 
 def prompt_ids(cfg: SimConfig, seed: int, step: int) -> np.ndarray:
@@ -434,6 +440,7 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
             ei += 1
         if t == cfg.steps:
             break
+        timer.active = t > 0
         ids_s = np.stack([prompt_ids(cfg, s, t) for s in range(S)])  # (S, B)
         if Ma:
             t0 = time.perf_counter()
@@ -488,10 +495,12 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
                         controlled[m]["trace"][:, gi] = ctr[i * S:(i + 1) * S]
                         controlled[m]["projected"][:, gi] = cpj[i * S:(i + 1) * S]
             jids = jnp.asarray(ids)
+            ta = time.perf_counter()
             params_a, opt_a, rew, rmask, zv = alloc_step(
                 params_a, opt_a, keys_for(t, run_seed), F[jids], M[jids], A[jids],
                 jnp.asarray(counts))
             zv = np.asarray(zv)
+            timer.add("device_step_alloc_methods", time.perf_counter() - ta)
             for i, m in enumerate(alloc_methods):
                 zero_var[m][:, t] = zv[i * S:(i + 1) * S]
             if planners:
@@ -500,7 +509,7 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
                 for r, pl in planners.items():
                     pl.observe(ids[r], [rew_np[r, q, mask_np[r, q]]
                                         for q in range(B)])
-                timer.add("gp_observe", time.perf_counter() - ta)
+                timer.add("gp_observe", time.perf_counter() - ta, len(planners))
             timer.add("round_alloc_methods", time.perf_counter() - t0)
         if use_dapo:
             t0 = time.perf_counter()
@@ -527,6 +536,8 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
                                for m, d in controlled.items()}
         if "uniform" in alloc_methods else {},
         "timing_s": dict(timer.totals),
+        "timing_calls": dict(timer.calls),
+        "runs_per_device_step": Ma * S,
         "wall_s": time.perf_counter() - t_start,
         "_checkpoints": checkpoints,
     }

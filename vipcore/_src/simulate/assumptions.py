@@ -1,0 +1,208 @@
+r"""The paper's assumptions, measured on the real policy.
+
+Two measurements at saved checkpoints of a training run:
+
+1. **Appendix B tests** (Tables 5-8 of the paper, our numbers): ``Q`` questions
+   with ``n`` rollouts each; per rollout the reward ``R in {-1, +1}`` and the
+   projected gradient, both ``Z = 1^T H(o)`` and ``Z = ||H(o)||_2``. Per
+   question Pearson tests of ``corr(R, Z) = 0`` combined by Fisher (Table 5)
+   and Edgington (Table 6); equal ``Var(Z)`` across questions by Levene with
+   median centring (Table 7) and O'Brien (Table 8). The tests come from
+   :mod:`vipcore._src.stats`.
+
+2. **Props 4.2/4.3 directly**: for prompts with ``0.05 < p_q < 0.95``, ``M``
+   independent groups of ``n`` rollouts give ``M`` draws of
+   ``G = (1/n) sum_j A_j Z_j``; the sample variance is compared with
+
+   .. math::
+
+       c(n)\, \sigma_{Z,q}^2\, 4 p_q (1 - p_q)
+
+   where ``p_q`` and ``sigma_{Z,q}^2 = Var(Z | q)`` are *exact* (the answer is
+   one token, so ``Z`` is a function of the sampled slot and the policy's
+   distribution over slots is known). The z-score uses the standard error of
+   a sample variance, ``sqrt((m_4 - s^4) / M)``. A second prediction uses the
+   pooled ``sigma_Z^2`` (mean over prompts), which is what the allocator
+   assumes (App. B.3). The exact within-prompt correlation ``rho_q(R, Z)``
+   is reported too: Props 4.2/4.3 need it to be zero (Assumption 4.1).
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vipcore._src.simulate import policy as pol
+from vipcore._src.simulate.task import Task
+from vipcore._src.variance import advantages, variance_factor
+
+__all__ = [
+    "collect",
+    "appendix_b_tests",
+    "exact_slot_moments",
+    "props_check",
+    "measure_checkpoints",
+]
+
+
+def collect(params: Any, task: Task, *, num_questions: int, rollouts: int,
+            key: jax.Array) -> dict[str, np.ndarray]:
+    """Sample ``rollouts`` answers for the first ``num_questions`` prompts.
+
+    Returns NumPy arrays: ``R`` ``(Q, n)`` ±1 rewards, ``Z`` ``(Q, n)`` with
+    ``1^T H(o)``, ``Z_norm`` ``(Q, n)`` with ``||H(o)||_2``, and ``p`` ``(Q,)``
+    exact success probabilities.
+    """
+    q = min(int(num_questions), task.num_prompts)
+    f = jnp.asarray(task.features[:q])
+    m = jnp.asarray(task.mask[:q])
+    a = jnp.asarray(task.answer[:q])
+    ys = pol.sample(key, params, f, m, int(rollouts))
+    r = jnp.where(ys == a[:, None], 1.0, -1.0)
+    z = pol.projected_gradients(params, f, m, ys)
+    zn = pol.projected_gradients(params, f, m, ys, norm=True)
+    p = pol.success_prob(params, f, m, a)
+    return {"R": np.asarray(r), "Z": np.asarray(z), "Z_norm": np.asarray(zn),
+            "p": np.asarray(p)}
+
+
+def appendix_b_tests(R: np.ndarray, Z: np.ndarray) -> dict[str, float]:
+    """Fisher, Edgington (on per-question Pearson tests), Levene, O'Brien."""
+    from vipcore._src import stats  # issue 4 (branch stats)
+
+    pr = stats.pearson_groups(R, Z)
+    fi = stats.fisher(pr)
+    ed = stats.edgington(pr)
+    lv = stats.levene(Z, center="median")
+    ob = stats.obrien(Z)
+    return {
+        "fisher_p": float(fi.pvalue),
+        "edgington_p": float(ed.pvalue),
+        "levene_p": float(lv.pvalue),
+        "obrien_p": float(ob.pvalue),
+        "pearson_used": int(pr.n_used),
+        "pearson_excluded": int(pr.n_excluded),
+        "median_abs_r": float(np.nanmedian(np.abs(np.asarray(pr.statistic)))),
+    }
+
+
+def exact_slot_moments(params: Any, task: Task) -> dict[str, np.ndarray]:
+    r"""Exact per-prompt moments of ``Z = 1^T H(o)`` and ``R`` under the policy.
+
+    ``Z(y)`` is evaluated for every slot ``y``; with ``pi(y)`` known,
+    ``Var(Z|q) = sum_y pi(y) Z(y)^2 - (sum_y pi(y) Z(y))^2`` and
+    ``Cov(R, Z | q)`` likewise. Returns ``p``, ``var_z``, ``rho`` (exact
+    correlation of R and Z, 0 where either is constant), ``z_table`` ``(Q, K)``
+    and ``probs`` ``(Q, K)``.
+    """
+    f = jnp.asarray(task.features)
+    m = jnp.asarray(task.mask)
+    k = task.num_slots
+    slots = jnp.broadcast_to(jnp.arange(k), (task.num_prompts, k))
+    zt = np.asarray(pol.projected_gradients(params, f, m, slots), np.float64)
+    probs = np.asarray(jnp.exp(pol.log_probs(params, f, m)), np.float64)
+    probs = np.where(task.mask, probs, 0.0)
+    probs /= probs.sum(axis=1, keepdims=True)
+    zt = np.where(task.mask, zt, 0.0)
+    rt = np.where(np.arange(k)[None, :] == task.answer[:, None], 1.0, -1.0)
+    ez = np.sum(probs * zt, axis=1)
+    var_z = np.maximum(np.sum(probs * zt**2, axis=1) - ez**2, 0.0)
+    p = probs[np.arange(task.num_prompts), task.answer]
+    er = 2 * p - 1
+    cov = np.sum(probs * rt * zt, axis=1) - er * ez
+    var_r = 4 * p * (1 - p)
+    den = np.sqrt(var_r * var_z)
+    rho = np.divide(cov, den, out=np.zeros_like(cov), where=den > 0)
+    return {"p": p, "var_z": var_z, "rho": rho, "z_table": zt, "probs": probs}
+
+
+def props_check(params: Any, task: Task, *, estimator: str, n: int,
+                num_prompts: int, replicates: int, key: jax.Array,
+                fwer: float = 0.01) -> dict[str, Any]:
+    """Monte-Carlo ``Var(G)`` per prompt against Prop 4.2 (drgrpo) / 4.3 (rloo).
+
+    Uses the first ``num_prompts`` prompts of ``task`` with
+    ``0.05 < p_q < 0.95``. Returns per-prompt arrays (``p``, ``empirical``,
+    ``stderr``, ``theory``, ``theory_pooled``, ``z``, ``z_pooled``, ``rho``)
+    and summaries: the two-sided Bonferroni threshold at family-wise error
+    ``fwer`` and the number of prompts beyond it.
+    """
+    mom = exact_slot_moments(params, task)
+    ok = np.flatnonzero((mom["p"] > 0.05) & (mom["p"] < 0.95))[:num_prompts]
+    if ok.size == 0:
+        return {"num_prompts": 0}
+    probs = jnp.asarray(mom["probs"][ok])
+    zt = jnp.asarray(mom["z_table"][ok])
+    ans = jnp.asarray(task.answer[ok])
+    ys = jax.random.categorical(key, jnp.log(jnp.maximum(probs, 1e-30))[:, None, None],
+                                shape=(ok.size, replicates, n))
+    r = jnp.where(ys == ans[:, None, None], 1.0, -1.0)
+    z = jnp.take_along_axis(zt[:, None, :], ys.reshape(ok.size, 1, -1),
+                            axis=-1).reshape(ys.shape)
+    g = jnp.mean(advantages(r, estimator) * z, axis=-1)  # (P, M)
+    g = np.asarray(g, np.float64)
+    emp = g.var(axis=1, ddof=1)
+    m4 = np.mean((g - g.mean(axis=1, keepdims=True)) ** 4, axis=1)
+    se = np.sqrt(np.maximum(m4 - emp**2, 0.0) / replicates)
+    p = mom["p"][ok]
+    c = float(np.asarray(variance_factor(n, estimator)))
+    theory = c * mom["var_z"][ok] * 4 * p * (1 - p)
+    pooled = c * float(np.mean(mom["var_z"][ok])) * 4 * p * (1 - p)
+    z_ = (emp - theory) / se
+    zp = (emp - pooled) / se
+    thr = NormalDist().inv_cdf(1 - fwer / (2 * ok.size))
+    return {
+        "num_prompts": int(ok.size), "estimator": estimator, "n": int(n),
+        "replicates": int(replicates), "threshold": thr, "fwer": fwer,
+        "p": p.tolist(), "empirical": emp.tolist(), "stderr": se.tolist(),
+        "theory": theory.tolist(), "theory_pooled": pooled.tolist(),
+        "z": z_.tolist(), "z_pooled": zp.tolist(), "rho": mom["rho"][ok].tolist(),
+        "rejected": int(np.sum(np.abs(z_) > thr)),
+        "rejected_pooled": int(np.sum(np.abs(zp) > thr)),
+        "median_ratio": float(np.median(emp / theory)),
+        "median_abs_rho": float(np.median(np.abs(mom["rho"][ok]))),
+    }
+
+
+def _permute_rows(z: np.ndarray, seed: int) -> np.ndarray:
+    """Shuffle each row independently (breaks any R-Z dependence: a control)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(row) for row in z])
+
+
+def measure_checkpoints(checkpoints: dict[int, Any], task: Task, *,
+                        total_steps: int, num_questions: int, rollouts: int,
+                        props_prompts: int, props_replicates: int,
+                        props_n: int, estimators: tuple[str, ...] = ("rloo",
+                                                                      "drgrpo"),
+                        seed: int = 0, progress=None) -> list[dict[str, Any]]:
+    """Both measurements at every checkpoint; one dict per checkpoint."""
+    rows = []
+    for step in sorted(checkpoints):
+        if progress:
+            progress(f"assumptions at step {step}")
+        params = jax.tree.map(jnp.asarray, checkpoints[step])
+        key = jax.random.fold_in(jax.random.key(seed + 4242), step)
+        k1, k2 = jax.random.split(key)
+        data = collect(params, task, num_questions=num_questions,
+                       rollouts=rollouts, key=k1)
+        row: dict[str, Any] = {
+            "step": int(step), "fraction": step / max(total_steps, 1),
+            "num_questions": int(data["R"].shape[0]), "rollouts": int(rollouts),
+            "mean_p": float(np.mean(data["p"])),
+            "tests": {"sum": appendix_b_tests(data["R"], data["Z"]),
+                      "norm": appendix_b_tests(data["R"], data["Z_norm"]),
+                      "permuted": appendix_b_tests(
+                          data["R"], _permute_rows(data["Z"], seed + step))},
+            "props": {},
+        }
+        for i, est in enumerate(estimators):
+            row["props"][est] = props_check(
+                params, task, estimator=est, n=props_n, num_prompts=props_prompts,
+                replicates=props_replicates, key=jax.random.fold_in(k2, i))
+        rows.append(row)
+    return rows
