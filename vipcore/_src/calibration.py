@@ -1,0 +1,176 @@
+r"""Calibration metrics for success-probability predictions.
+
+Every metric takes predictions ``p_hat`` and the outcome of the rollouts,
+as per-prompt ``successes`` out of ``counts`` rollouts (``counts=1`` for
+single binary outcomes), and weights prompts by their rollouts, so that the
+Brier score and the ECE are the usual per-rollout quantities.
+
+* MAE against the realised success rates ``y_q = s_q / n_q`` (the paper's
+  Fig. 2 metric), unweighted over prompts:
+  :math:`\frac1B\sum_q |\hat p_q - y_q|`.
+* Brier score over rollouts:
+  :math:`\frac{\sum_q s_q (1-\hat p_q)^2 + (n_q - s_q)\hat p_q^2}{\sum_q n_q}`.
+* Expected calibration error with ``n_bins`` equal-width bins of ``p_hat``:
+  :math:`\sum_b \frac{N_b}{N}\,|\bar y_b - \bar p_b|`, with ``N_b`` the
+  rollouts whose prediction falls in bin ``b``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from vipcore._src._checks import as_float_array, check_int, check_probabilities
+
+__all__ = [
+    "CalibrationResult",
+    "ReliabilityCurve",
+    "mean_absolute_error",
+    "brier_score",
+    "expected_calibration_error",
+    "reliability_curve",
+    "calibration",
+]
+
+
+class ReliabilityCurve(NamedTuple):
+    """Reliability diagram data (per bin of ``p_hat``).
+
+    Attributes:
+      bin_edges: ``(n_bins + 1,)`` equal-width edges on [0, 1].
+      mean_predicted: ``(n_bins,)`` rollout-weighted mean ``p_hat`` in the bin
+        (NaN for an empty bin).
+      observed: ``(n_bins,)`` observed success frequency in the bin (NaN if
+        empty).
+      count: ``(n_bins,)`` rollouts whose prediction falls in the bin.
+    """
+
+    bin_edges: jax.Array
+    mean_predicted: jax.Array
+    observed: jax.Array
+    count: jax.Array
+
+
+class CalibrationResult(NamedTuple):
+    """Summary metrics (see the module docstring for the formulas).
+
+    Attributes:
+      mae: mean absolute error against realised success rates.
+      brier: per-rollout Brier score.
+      ece: expected calibration error.
+      n_prompts: number of prompts.
+      n_rollouts: total rollouts.
+    """
+
+    mae: jax.Array
+    brier: jax.Array
+    ece: jax.Array
+    n_prompts: int
+    n_rollouts: float
+
+
+def _inputs(p_hat, successes, counts):
+    check_probabilities("p_hat", p_hat)
+    p = as_float_array("p_hat", p_hat)
+    if p.ndim != 1:
+        raise ValueError(f"p_hat must be 1-D; got shape {p.shape}")
+    s = jnp.asarray(as_float_array("successes", successes), p.dtype)
+    n = (jnp.ones_like(p) if counts is None
+         else jnp.asarray(as_float_array("counts", counts), p.dtype))
+    for name, a in (("successes", s), ("counts", n)):
+        if a.shape != p.shape:
+            raise ValueError(f"{name} must have the shape of p_hat {p.shape}; "
+                             f"got {a.shape}")
+    sn, nn = np.asarray(s), np.asarray(n)
+    if not (np.all(nn > 0) and np.all(sn >= 0) and np.all(sn <= nn)):
+        raise ValueError("need counts > 0 and 0 <= successes <= counts")
+    return p, s, n
+
+
+def mean_absolute_error(
+    p_hat: ArrayLike, successes: ArrayLike, counts: ArrayLike | None = None
+) -> jax.Array:
+    """MAE of ``p_hat`` against realised rates ``successes / counts``.
+
+    >>> round(float(mean_absolute_error([0.5, 0.2], [3, 0], [4, 4])), 6)
+    0.225
+    """
+    p, s, n = _inputs(p_hat, successes, counts)
+    return jnp.mean(jnp.abs(p - s / n))
+
+
+def brier_score(
+    p_hat: ArrayLike, successes: ArrayLike, counts: ArrayLike | None = None
+) -> jax.Array:
+    """Per-rollout Brier score.
+
+    >>> float(brier_score([0.5], [1], [2]))
+    0.25
+    """
+    p, s, n = _inputs(p_hat, successes, counts)
+    return jnp.sum(s * (1 - p) ** 2 + (n - s) * p**2) / jnp.sum(n)
+
+
+def reliability_curve(
+    p_hat: ArrayLike,
+    successes: ArrayLike,
+    counts: ArrayLike | None = None,
+    *,
+    n_bins: int = 10,
+) -> ReliabilityCurve:
+    """Binned predicted vs. observed success frequency (rollout-weighted).
+
+    Bin ``b`` holds ``edges[b] <= p_hat < edges[b+1]`` (the last bin includes 1).
+    """
+    nb = check_int("n_bins", n_bins, minimum=1)
+    p, s, n = _inputs(p_hat, successes, counts)
+    edges = jnp.linspace(0, 1, nb + 1, dtype=p.dtype)
+    b = jnp.clip(jnp.floor(p * nb).astype(jnp.int32), 0, nb - 1)
+    cnt = jax.ops.segment_sum(n, b, num_segments=nb)
+    ps = jax.ops.segment_sum(n * p, b, num_segments=nb)
+    ss = jax.ops.segment_sum(s, b, num_segments=nb)
+    safe = jnp.where(cnt > 0, cnt, 1)
+    nan = jnp.asarray(jnp.nan, p.dtype)
+    return ReliabilityCurve(
+        edges, jnp.where(cnt > 0, ps / safe, nan), jnp.where(cnt > 0, ss / safe, nan),
+        cnt,
+    )
+
+
+def expected_calibration_error(
+    p_hat: ArrayLike,
+    successes: ArrayLike,
+    counts: ArrayLike | None = None,
+    *,
+    n_bins: int = 10,
+) -> jax.Array:
+    """ECE: rollout-weighted mean ``|observed - predicted|`` over bins.
+
+    >>> float(expected_calibration_error([0.25, 0.75], [1, 3], [4, 4], n_bins=2))
+    0.0
+    """
+    c = reliability_curve(p_hat, successes, counts, n_bins=n_bins)
+    gap = jnp.where(c.count > 0, jnp.abs(c.observed - c.mean_predicted), 0)
+    return jnp.sum(c.count * gap) / jnp.sum(c.count)
+
+
+def calibration(
+    p_hat: ArrayLike,
+    successes: ArrayLike,
+    counts: ArrayLike | None = None,
+    *,
+    n_bins: int = 10,
+) -> CalibrationResult:
+    """MAE, Brier score and ECE in one call."""
+    p, s, n = _inputs(p_hat, successes, counts)
+    return CalibrationResult(
+        mae=mean_absolute_error(p, s, n),
+        brier=brier_score(p, s, n),
+        ece=expected_calibration_error(p, s, n, n_bins=n_bins),
+        n_prompts=int(p.shape[0]),
+        n_rollouts=float(jnp.sum(n)),
+    )

@@ -1,0 +1,573 @@
+r"""Success-probability prediction with the recursive GP of Algorithm 1 (SPEC §3).
+
+The latent function ``g`` over prompt embeddings ``x_q`` has an RBF kernel
+
+.. math::
+
+    \mathcal K(x, x') = \exp\!\left(-\frac{\lVert x - x'\rVert^2}{2 h^2}\right),
+
+with bandwidth ``h`` from the median heuristic, and a prior mean ``m_1``
+(zero in the paper). After a batch ``B`` with observed latent values
+``\hat g_B`` the mean becomes (Algorithm 1, lines 8 and 11)
+
+.. math::
+
+    m_{B^c} \leftarrow m_{B^c} + K_{B^c B}\,(K_{BB} + \delta I)^{-1}
+        (\hat g_B - m_B), \qquad m_B \leftarrow \hat g_B,
+
+and ``p_hat = sigmoid(m)``. The kernel itself is never updated, so only the
+slice ``K_{., B}`` is needed at each step: it is computed from the embeddings
+(``O(Q B d)`` time, ``O(Q d)`` memory) instead of caching the ``Q x Q``
+matrix. A cached-kernel path (``init(..., cache_kernel=True)``) exists for
+small ``Q`` and agrees with the streamed one.
+
+Everything is a pure function of a :class:`GPState` pytree:
+:func:`init`, :func:`update` (validated, bucketed, jitted),
+:func:`update_step` (the plain jittable kernel of :func:`update`),
+:func:`predict` and :func:`posterior_variance`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from vipcore._src._checks import as_float_array, check_choice, is_concrete
+
+__all__ = [
+    "LINKS",
+    "GPState",
+    "median_bandwidth",
+    "rbf_kernel",
+    "default_jitter",
+    "latent_observation",
+    "bucket_size",
+    "init",
+    "update",
+    "update_step",
+    "predict",
+    "posterior_variance",
+]
+
+#: Link functions: ``"sigmoid"`` for success probabilities (§5.1) and
+#: ``"softplus"`` for reward variances of continuous rewards (App. E.2).
+LINKS = ("sigmoid", "softplus")
+
+#: Largest ``Q`` for which :func:`median_bandwidth` uses every pair.
+MEDIAN_EXACT_MAX = 2048
+
+
+class GPState(NamedTuple):
+    """State of the recursive GP (a pytree; every leaf is an array).
+
+    Attributes:
+      embeddings: ``(Q, d)`` prompt embeddings, centred (the column mean is
+        subtracted at :func:`init`; distances do not change, and the
+        ``||x||^2 + ||y||^2 - 2 x.y`` expansion loses less precision).
+      sq_norms: ``(Q,)`` squared norms of the centred embeddings.
+      mean: ``(Q,)`` latent mean ``m_t``; ``p_hat = sigmoid(mean)``.
+      bandwidth: scalar RBF bandwidth ``h``.
+      jitter: scalar ``delta`` added to the diagonal of ``K_BB``.
+      kernel: ``(Q, Q)`` cached kernel matrix, or ``None`` (streamed slices).
+    """
+
+    embeddings: jax.Array
+    sq_norms: jax.Array
+    mean: jax.Array
+    bandwidth: jax.Array
+    jitter: jax.Array
+    kernel: jax.Array | None = None
+
+    @property
+    def num_prompts(self) -> int:
+        """``Q``, the number of prompts."""
+        return int(self.mean.shape[0])
+
+
+def default_jitter(dtype) -> float:
+    r"""The default diagonal jitter ``delta = sqrt(finfo(dtype).eps)``.
+
+    ``3.45e-4`` for float32 and ``1.49e-8`` for float64: it bounds the
+    condition number of ``K_BB + delta I`` by about ``B / delta`` so the
+    Cholesky solve is stable when prompts repeat or nearly coincide. The
+    jitter acts like an observation-noise variance ``delta`` on the latent
+    scale, so it changes the posterior mean by ``O(delta)``.
+    """
+    return float(np.sqrt(np.finfo(np.dtype(dtype)).eps))
+
+
+def _sq_dists(x, y, sqx, sqy, precision):
+    d2 = sqx[:, None] + sqy[None, :] - 2 * jnp.dot(x, y.T, precision=precision)
+    return jnp.maximum(d2, 0)
+
+
+def rbf_kernel(x: ArrayLike, y: ArrayLike, bandwidth: ArrayLike) -> jax.Array:
+    r"""RBF kernel matrix ``K[i, j] = exp(-||x_i - y_j||^2 / (2 h^2))``.
+
+    >>> float(rbf_kernel([[0.0, 0.0]], [[3.0, 4.0]], 5.0)[0, 0])  # exp(-1/2)
+    0.6065306...
+    """
+    x = as_float_array("x", x)
+    y = jnp.asarray(y, x.dtype)
+    h = jnp.asarray(bandwidth, x.dtype)
+    sqx = jnp.sum(x * x, axis=-1)
+    sqy = jnp.sum(y * y, axis=-1)
+    d2 = _sq_dists(x, y, sqx, sqy, jax.lax.Precision.HIGHEST)
+    return jnp.exp(-d2 / (2 * h * h))
+
+
+def median_bandwidth(
+    embeddings: ArrayLike,
+    *,
+    max_points: int = MEDIAN_EXACT_MAX,
+    key: jax.Array | None = None,
+) -> jax.Array:
+    r"""Median heuristic: ``h = median_{i<j} ||x_i - x_j||``.
+
+    Exact (every pair) when ``Q <= max_points``. For larger ``Q`` the median
+    is taken over the pairs of ``max_points`` prompts drawn without
+    replacement with ``key`` (default ``jax.random.key(0)``), i.e. about
+    ``max_points^2 / 2`` (2.1 million by default) pairs: the sample median of
+    ``N`` pairs has a relative standard error of order ``1/sqrt(N)`` (about
+    ``1e-3`` here), far below what changes a prediction.
+
+    >>> float(median_bandwidth([[0.0], [1.0], [3.0]]))  # pairs 1, 2, 3
+    2.0
+    """
+    x = as_float_array("embeddings", embeddings)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(
+            f"embeddings must have shape (Q, d) with Q >= 2; got {x.shape}"
+        )
+    q = x.shape[0]
+    if max_points < 2:
+        raise ValueError(f"max_points must be >= 2; got {max_points}")
+    if q > max_points:
+        key = jax.random.key(0) if key is None else key
+        sel = jax.random.choice(key, q, (max_points,), replace=False)
+        x = x[sel]
+    return _median_pairwise(x)
+
+
+@jax.jit
+def _median_pairwise(x):
+    x = x - jnp.mean(x, axis=0, keepdims=True)
+    sq = jnp.sum(x * x, axis=-1)
+    d2 = _sq_dists(x, x, sq, sq, jax.lax.Precision.HIGHEST)
+    iu = np.triu_indices(x.shape[0], k=1)
+    return jnp.sqrt(jnp.median(d2[iu]))
+
+
+def latent_observation(
+    observations: ArrayLike, *, link: str = "sigmoid", eps: float = 1e-2
+) -> jax.Array:
+    r"""Map observations to the latent scale (Alg. 1 line 4; App. E.2).
+
+    .. math::
+
+        \text{sigmoid:}\quad \hat g = \operatorname{logit}(
+            \operatorname{clip}(\hat p, \epsilon, 1 - \epsilon)),\qquad
+        \text{softplus:}\quad \hat g = \log(e^{\max(s^2, \epsilon)} - 1).
+
+    ``observations`` are success rates ``p_hat = (R_bar + 1)/2`` in [0, 1]
+    for the sigmoid link and sample reward variances ``s^2 >= 0`` for the
+    softplus link. The softplus inverse is evaluated as
+    ``v + log(-expm1(-v))`` (no overflow for large ``v``); the guard
+    ``max(s^2, eps)`` keeps it finite as ``s^2 -> 0``. Pure and jittable.
+
+    >>> float(latent_observation(0.5))
+    0.0
+    """
+    check_choice("link", link, LINKS)
+    x = as_float_array("observations", observations)
+    return _latent(x, jnp.asarray(eps, x.dtype), link)
+
+
+def _latent(x, eps, link):
+    if link == "sigmoid":
+        p = jnp.clip(x, eps, 1 - eps)
+        return jnp.log(p) - jnp.log1p(-p)
+    v = jnp.maximum(x, eps)
+    return v + jnp.log(-jnp.expm1(-v))
+
+
+def _inverse_link(m, link):
+    return jax.nn.sigmoid(m) if link == "sigmoid" else jax.nn.softplus(m)
+
+
+def init(
+    embeddings: ArrayLike,
+    *,
+    bandwidth: float | str = "median",
+    prior_mean: ArrayLike = 0.0,
+    jitter: float | None = None,
+    cache_kernel: bool = False,
+    median_max_points: int = MEDIAN_EXACT_MAX,
+    key: jax.Array | None = None,
+) -> GPState:
+    r"""Initial state: prior ``g_1 ~ GP(m_1, K)`` over the prompts.
+
+    Args:
+      embeddings: ``(Q, d)`` prompt embeddings; their floating dtype is the
+        dtype of the whole state (integers become the default float).
+      bandwidth: ``"median"`` (:func:`median_bandwidth`) or a positive number.
+      prior_mean: scalar or ``(Q,)`` prior latent mean (the paper: 0, i.e.
+        ``p = 1/2``).
+      jitter: diagonal jitter ``delta``; default :func:`default_jitter`.
+      cache_kernel: store the full ``Q x Q`` kernel (memory ``O(Q^2)``; only
+        sensible for small ``Q``). Results agree with the streamed path.
+      median_max_points, key: subsample size and key for the median heuristic
+        when ``Q > median_max_points``.
+
+    >>> s = init(np.eye(3, dtype=np.float32), bandwidth=1.0)
+    >>> s.mean.tolist(), float(s.bandwidth)
+    ([0.0, 0.0, 0.0], 1.0)
+    """
+    x = as_float_array("embeddings", embeddings)
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"embeddings must have shape (Q, d); got {x.shape}")
+    if is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
+        raise ValueError("embeddings must be finite")
+    dtype = x.dtype
+    if isinstance(bandwidth, str):
+        check_choice("bandwidth", bandwidth, ("median",))
+        if x.shape[0] < 2:
+            raise ValueError("bandwidth='median' needs at least 2 prompts")
+        h = median_bandwidth(x, max_points=median_max_points, key=key)
+        if not float(h) > 0:
+            raise ValueError(
+                "bandwidth='median' gave 0 (most embeddings coincide); pass a "
+                "positive bandwidth"
+            )
+    else:
+        if not (np.isfinite(bandwidth) and bandwidth > 0):
+            raise ValueError(f"bandwidth must be a positive number; got {bandwidth!r}")
+        h = bandwidth
+    delta = default_jitter(dtype) if jitter is None else jitter
+    if not (np.isfinite(delta) and delta >= 0):
+        raise ValueError(f"jitter must be a finite number >= 0; got {jitter!r}")
+    xc = x - jnp.mean(x, axis=0, keepdims=True)
+    sq = jnp.sum(xc * xc, axis=-1)
+    m0 = jnp.asarray(prior_mean, dtype)
+    if m0.ndim == 0:
+        m0 = jnp.full((x.shape[0],), m0, dtype)
+    elif m0.shape != (x.shape[0],):
+        raise ValueError(
+            f"prior_mean must be a scalar or have shape ({x.shape[0]},); "
+            f"got {m0.shape}"
+        )
+    h = jnp.asarray(h, dtype)
+    kernel = None
+    if cache_kernel:
+        d2 = _sq_dists(xc, xc, sq, sq, jax.lax.Precision.HIGHEST)
+        kernel = jnp.exp(-d2 / (2 * h * h))
+    return GPState(xc, sq, m0, h, jnp.asarray(delta, dtype), kernel)
+
+
+def _pool(idx, obs, weights, q):
+    """Merge repeated indices: weighted mean of their observations.
+
+    Returns ``(uniq, pooled, valid)`` of the input length; unused slots hold
+    index ``q`` (out of range) and ``valid=False``.
+    """
+    valid_in = weights > 0
+    keyed = jnp.where(valid_in, idx, q)
+    n = idx.shape[0]
+    uniq, inv = jnp.unique(keyed, size=n, fill_value=q, return_inverse=True)
+    inv = inv.reshape(n)
+    w = jnp.where(valid_in, weights, 0)
+    wsum = jax.ops.segment_sum(w, inv, num_segments=n)
+    osum = jax.ops.segment_sum(w * jnp.where(valid_in, obs, 0), inv, num_segments=n)
+    valid = (uniq < q) & (wsum > 0)
+    pooled = jnp.where(valid, osum / jnp.where(valid, wsum, 1), 0)
+    return uniq, pooled, valid
+
+
+def _kernel_cols(state, cols, precision):
+    """``K[:, cols]`` (Q x n) from the cache or the embeddings."""
+    if state.kernel is not None:
+        return state.kernel[:, cols]
+    xb = state.embeddings[cols]
+    d2 = _sq_dists(state.embeddings, xb, state.sq_norms, state.sq_norms[cols],
+                   precision)
+    return jnp.exp(-d2 / (2 * state.bandwidth**2))
+
+
+def _kernel_block(state, cols, precision):
+    if state.kernel is not None:
+        return state.kernel[cols][:, cols]
+    xb = state.embeddings[cols]
+    sq = state.sq_norms[cols]
+    d2 = _sq_dists(xb, xb, sq, sq, precision)
+    return jnp.exp(-d2 / (2 * state.bandwidth**2))
+
+
+def _kernel_matvec(state, cols, alpha, precision, block_size):
+    """``K[:, cols] @ alpha`` with optional row blocking (memory O(block B))."""
+    if block_size is None or state.kernel is not None:
+        return _kernel_cols(state, cols, precision) @ alpha
+    xb = state.embeddings[cols]
+    sqb = state.sq_norms[cols]
+    inv = 1 / (2 * state.bandwidth**2)
+
+    def row(args):
+        x, s = args
+        d2 = jnp.maximum(s + sqb - 2 * jnp.dot(xb, x, precision=precision), 0)
+        return jnp.dot(jnp.exp(-d2 * inv), alpha, precision=precision)
+
+    return jax.lax.map(row, (state.embeddings, state.sq_norms),
+                       batch_size=block_size)
+
+
+def _solve_alpha(state, uniq, valid, resid, precision):
+    n = uniq.shape[0]
+    cols = jnp.where(valid, uniq, 0)
+    kbb = _kernel_block(state, cols, precision)
+    vv = valid[:, None] & valid[None, :]
+    eye = jnp.eye(n, dtype=kbb.dtype)
+    kbb = jnp.where(vv, kbb, eye) + state.jitter * eye
+    chol = jnp.linalg.cholesky(kbb)
+    alpha = jax.scipy.linalg.cho_solve((chol, True), jnp.where(valid, resid, 0))
+    return cols, jnp.where(valid, alpha, 0)
+
+
+def update_step(
+    state: GPState,
+    idx: jax.Array,
+    observations: jax.Array,
+    weights: jax.Array,
+    *,
+    link: str = "sigmoid",
+    eps: float = 1e-2,
+    precision=jax.lax.Precision.HIGHEST,
+    block_size: int | None = None,
+) -> GPState:
+    r"""One step of Algorithm 1 on a padded batch (plain, jittable, no checks).
+
+    .. math::
+
+        m_{B^c} \leftarrow m_{B^c} + K_{B^c B}(K_{BB} + \delta I)^{-1}
+            (\hat g_B - m_B), \qquad m_B \leftarrow \hat g_B .
+
+    Entries with ``weights == 0`` are padding and ignored. Repeated indices
+    are merged before the solve: their observations are pooled as the
+    ``weights``-weighted mean (with ``weights`` = rollout counts this is the
+    pooled success rate of all their rollouts), so ``K_BB`` never has two
+    identical rows.
+
+    Args:
+      state: the current :class:`GPState`.
+      idx: ``(n,)`` integer prompt indices in ``[0, Q)``.
+      observations: ``(n,)`` success rates in [0, 1] (sigmoid link) or sample
+        reward variances (softplus link).
+      weights: ``(n,)`` non-negative pooling weights (rollout counts).
+      link: ``"sigmoid"`` or ``"softplus"`` (static).
+      eps: clipping ``epsilon`` of :func:`latent_observation`.
+      precision: matmul precision of the distance computation (``HIGHEST``
+        by default: TF32/bf16 matmuls would spoil ``||x - y||^2``).
+      block_size: compute ``K_{.,B} alpha`` in row blocks of this size
+        (memory ``O(block_size B)`` instead of ``O(Q B)``); None = one block.
+
+    Returns:
+      The next state (only ``mean`` changes).
+    """
+    dtype = state.mean.dtype
+    q = state.mean.shape[0]
+    obs = observations.astype(dtype)
+    w = weights.astype(dtype)
+    uniq, pooled, valid = _pool(idx, obs, w, q)
+    g_hat = _latent(pooled, jnp.asarray(eps, dtype), link)
+    cols = jnp.where(valid, uniq, 0)
+    resid = jnp.where(valid, g_hat - state.mean[cols], 0)
+    cols, alpha = _solve_alpha(state, uniq, valid, resid, precision)
+    mean = state.mean + _kernel_matvec(state, cols, alpha, precision, block_size)
+    mean = mean.at[jnp.where(valid, uniq, q)].set(g_hat, mode="drop")
+    return state._replace(mean=mean)
+
+
+_update_jit = jax.jit(
+    update_step, static_argnames=("link", "precision", "block_size")
+)
+
+
+def bucket_size(n: int, *, minimum: int = 8) -> int:
+    """Padded batch length: the next of ``8, 12, 16, 24, 32, 48, ...`` >= ``n``.
+
+    Padding to these sizes keeps the number of compiled versions of
+    :func:`update` logarithmic in the batch size, with at most 50% padding.
+
+    >>> [bucket_size(n) for n in (1, 9, 13, 100, 512, 513)]
+    [8, 12, 16, 128, 512, 768]
+    """
+    b = minimum
+    while b < n:
+        b = b * 3 // 2 if (b & (b - 1)) == 0 else b // 3 * 4
+    return b
+
+
+def _check_idx(name, idx, q):
+    arr = np.asarray(idx)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D; got shape {arr.shape}")
+    if arr.size and arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be integers; got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() >= q):
+        bad = int(np.flatnonzero((arr < 0) | (arr >= q))[0])
+        raise ValueError(
+            f"{name} must lie in [0, {q}); got {arr[bad]} at position {bad}"
+        )
+    return arr.astype(np.int32)
+
+
+def _prepare_batch(q, idx, observations, weights, link, dtype):
+    """Validate a batch and pad it to :func:`bucket_size` with weight-0 rows.
+
+    Returns ``(idx, observations, weights)`` as device arrays, or None for an
+    empty batch.
+    """
+    idx_np = _check_idx("idx", idx, q)
+    n = idx_np.shape[0]
+    obs = np.asarray(observations, dtype=np.float64)
+    if obs.shape != (n,):
+        raise ValueError(f"observations must have shape ({n},); got {obs.shape}")
+    if not np.isfinite(obs).all():
+        raise ValueError("observations must be finite")
+    if link == "sigmoid" and ((obs < 0) | (obs > 1)).any():
+        bad = int(np.flatnonzero((obs < 0) | (obs > 1))[0])
+        raise ValueError(
+            f"observations (success rates) must lie in [0, 1]; got {obs[bad]} "
+            f"at position {bad}"
+        )
+    if link == "softplus" and (obs < 0).any():
+        raise ValueError("observations (reward variances) must be >= 0")
+    if weights is None:
+        w = np.ones(n)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (n,):
+            raise ValueError(f"weights must have shape ({n},); got {w.shape}")
+        if not (np.isfinite(w).all() and (w >= 0).all()):
+            raise ValueError("weights must be finite and >= 0")
+    if n == 0:
+        return None
+    pad = bucket_size(n) - n
+    idx_p = np.concatenate([idx_np, np.zeros(pad, np.int32)])
+    obs_p = np.concatenate([obs, np.zeros(pad)])
+    w_p = np.concatenate([w, np.zeros(pad)])
+    return jnp.asarray(idx_p), jnp.asarray(obs_p, dtype), jnp.asarray(w_p, dtype)
+
+
+def update(
+    state: GPState,
+    idx: ArrayLike,
+    observations: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    link: str = "sigmoid",
+    eps: float = 1e-2,
+    block_size: int | None = None,
+) -> GPState:
+    r"""Algorithm 1: condition on a batch and return the next prior mean.
+
+    Validates the inputs, pads the batch to :func:`bucket_size` (so batches
+    of varying size reuse a handful of compiled versions), and runs the
+    jitted :func:`update_step`.
+
+    Args:
+      state: current state.
+      idx: ``(n,)`` prompt indices in ``[0, Q)``; repeats are pooled.
+      observations: ``(n,)`` success rates ``(R_bar + 1)/2`` in [0, 1]
+        (sigmoid link), or sample reward variances ``s^2 >= 0`` (softplus).
+      weights: ``(n,)`` rollout counts (``>= 0``) used to pool repeated
+        indices; default 1 each. Entries with weight 0 are ignored.
+      link: ``"sigmoid"`` or ``"softplus"``.
+      eps: clipping ``epsilon`` (Alg. 1 line 4), in (0, 1/2).
+      block_size: see :func:`update_step`.
+
+    >>> s = init(np.eye(3, dtype=np.float32), bandwidth=1e-3)
+    >>> s = update(s, [0], [0.5])   # logit(0.5) = 0
+    >>> predict(s, [0, 1]).tolist()
+    [0.5, 0.5]
+    """
+    check_choice("link", link, LINKS)
+    if not (0 < eps < 0.5):
+        raise ValueError(f"eps must lie in (0, 0.5); got {eps}")
+    batch = _prepare_batch(state.mean.shape[0], idx, observations, weights, link,
+                           state.mean.dtype)
+    if batch is None:
+        return state
+    idx_p, obs_p, w_p = batch
+    return _update_jit(
+        state, idx_p, obs_p, w_p, link=link, eps=eps,
+        block_size=block_size,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("link",))
+def _predict(mean, idx, link):
+    return _inverse_link(mean[idx], link)
+
+
+def predict(state: GPState, idx: ArrayLike, *, link: str = "sigmoid") -> jax.Array:
+    r"""Predictions for prompts ``idx``: ``sigmoid(m_t)`` or ``softplus(m_t)``.
+
+    With the sigmoid link the result is ``p_hat_q = sigmoid(m_t(x_q))``, the
+    predicted success probability (in (0, 1)); with the softplus link it is
+    the predicted reward variance ``v_q = log(1 + exp(m_t(x_q)))``.
+    """
+    check_choice("link", link, LINKS)
+    idx_np = _check_idx("idx", idx, state.mean.shape[0])
+    return _predict(state.mean, jnp.asarray(idx_np), link)
+
+
+@functools.partial(jax.jit, static_argnames=("precision",))
+def _posterior_variance(state, idx, obs_idx, obs_w, precision):
+    q = state.mean.shape[0]
+    uniq, _, valid = _pool(obs_idx, jnp.zeros_like(obs_w), obs_w, q)
+    cols = jnp.where(valid, uniq, 0)
+    kbb = _kernel_block(state, cols, precision)
+    vv = valid[:, None] & valid[None, :]
+    eye = jnp.eye(uniq.shape[0], dtype=kbb.dtype)
+    chol = jnp.linalg.cholesky(jnp.where(vv, kbb, eye) + state.jitter * eye)
+    if state.kernel is not None:
+        kxb = state.kernel[idx][:, cols]
+    else:
+        d2 = _sq_dists(state.embeddings[idx], state.embeddings[cols],
+                       state.sq_norms[idx], state.sq_norms[cols], precision)
+        kxb = jnp.exp(-d2 / (2 * state.bandwidth**2))
+    kxb = jnp.where(valid[None, :], kxb, 0)
+    v = jax.scipy.linalg.solve_triangular(chol, kxb.T, lower=True)
+    return jnp.maximum(1 - jnp.sum(v * v, axis=0), 0)
+
+
+def posterior_variance(
+    state: GPState, idx: ArrayLike, observed_idx: ArrayLike
+) -> jax.Array:
+    r"""Latent posterior variance given one observed batch (Alg. 1 line 9).
+
+    .. math::
+
+        \sigma^2_q = K_{qq} - K_{qB}(K_{BB} + \delta I)^{-1} K_{Bq},
+
+    the diagonal of ``Sigma*`` for prompts ``idx`` after observing the
+    (de-duplicated) batch ``observed_idx``. Algorithm 1 resets the covariance
+    to the prior kernel at every step, so this is the uncertainty the
+    algorithm attaches to a prediction right after a batch. Observed prompts
+    get ``~delta``; prompts far from the batch get ``~1``.
+    """
+    q = state.mean.shape[0]
+    idx_np = _check_idx("idx", idx, q)
+    obs_np = _check_idx("observed_idx", observed_idx, q)
+    size = bucket_size(obs_np.shape[0])
+    pad = size - obs_np.shape[0]
+    w = np.concatenate([np.ones(obs_np.shape[0]), np.zeros(pad)])
+    obs_p = np.concatenate([obs_np, np.zeros(pad, np.int32)])
+    return _posterior_variance(
+        state, jnp.asarray(idx_np), jnp.asarray(obs_p),
+        jnp.asarray(w, state.mean.dtype), jax.lax.Precision.HIGHEST,
+    )
