@@ -506,9 +506,9 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
             if planners:
                 rew_np, mask_np = np.asarray(rew), np.asarray(rmask)
                 ta = time.perf_counter()
+                succ = np.sum((rew_np > 0) & mask_np, axis=-1)
                 for r, pl in planners.items():
-                    pl.observe(ids[r], [rew_np[r, q, mask_np[r, q]]
-                                        for q in range(B)])
+                    pl.observe(ids[r], successes=succ[r], counts=counts[r])
                 timer.add("gp_observe", time.perf_counter() - ta, len(planners))
             timer.add("round_alloc_methods", time.perf_counter() - t0)
         if use_dapo:
