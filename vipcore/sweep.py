@@ -1,0 +1,71 @@
+"""Pre-flight variance sweep (SPEC §5): which prompts can teach GRPO anything.
+
+See ``docs/sweep.md``. Library functions work on a ``(prompts, K)`` score
+matrix, ragged per-prompt lists, or flat scores plus ``counts``; the readers
+handle JSONL/CSV/Parquet files; :func:`run_sweep` scores samples with a
+callable and can resume an interrupted sweep.
+"""
+
+from vipcore._src.cli_sweep import format_summary as format_summary
+from vipcore._src.cli_sweep import summarize as summarize
+from vipcore._src.sweep import BUCKETS as BUCKETS
+from vipcore._src.sweep import THRESHOLDS as THRESHOLDS
+from vipcore._src.sweep import Advice as Advice
+from vipcore._src.sweep import Potential as Potential
+from vipcore._src.sweep import PromptMetrics as PromptMetrics
+from vipcore._src.sweep import SweepReport as SweepReport
+from vipcore._src.sweep import ZeroStd as ZeroStd
+from vipcore._src.sweep import advise as advise
+from vipcore._src.sweep import analyze as analyze
+from vipcore._src.sweep import as_ragged as as_ragged
+from vipcore._src.sweep import assign_buckets as assign_buckets
+from vipcore._src.sweep import bucket_counts as bucket_counts
+from vipcore._src.sweep import bucket_transitions as bucket_transitions
+from vipcore._src.sweep import frac_reward_zero_std as frac_reward_zero_std
+from vipcore._src.sweep import high_variance as high_variance
+from vipcore._src.sweep import improvement_potential as improvement_potential
+from vipcore._src.sweep import miss_probability as miss_probability
+from vipcore._src.sweep import prompt_metrics as prompt_metrics
+from vipcore._src.sweep import rollouts_for_miss_rate as rollouts_for_miss_rate
+from vipcore._src.sweep import zero_std_probability as zero_std_probability
+from vipcore._src.sweep_io import SweepData as SweepData
+from vipcore._src.sweep_io import demo_data as demo_data
+from vipcore._src.sweep_io import read_scores as read_scores
+from vipcore._src.sweep_io import run_sweep as run_sweep
+from vipcore._src.sweep_io import select_step as select_step
+from vipcore._src.sweep_plots import plot_pass_rate_hist as plot_pass_rate_hist
+from vipcore._src.sweep_plots import plot_transitions as plot_transitions
+from vipcore._src.sweep_plots import plot_variance as plot_variance
+
+__all__ = [
+    "BUCKETS",
+    "THRESHOLDS",
+    "Advice",
+    "Potential",
+    "PromptMetrics",
+    "SweepData",
+    "SweepReport",
+    "ZeroStd",
+    "advise",
+    "analyze",
+    "as_ragged",
+    "assign_buckets",
+    "bucket_counts",
+    "bucket_transitions",
+    "demo_data",
+    "format_summary",
+    "frac_reward_zero_std",
+    "high_variance",
+    "improvement_potential",
+    "miss_probability",
+    "plot_pass_rate_hist",
+    "plot_transitions",
+    "plot_variance",
+    "prompt_metrics",
+    "read_scores",
+    "rollouts_for_miss_rate",
+    "run_sweep",
+    "select_step",
+    "summarize",
+    "zero_std_probability",
+]
