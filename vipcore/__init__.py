@@ -6,6 +6,19 @@ The public surface is re-exported here; implementations live in
 
 from importlib.metadata import PackageNotFoundError, version
 
+from vipcore._src.allocation import Allocation as Allocation
+from vipcore._src.allocation import allocate as allocate
+from vipcore._src.allocation import (
+    allocate_inverse_accuracy as allocate_inverse_accuracy,
+)
+from vipcore._src.allocation import (
+    allocate_inverse_variance as allocate_inverse_variance,
+)
+from vipcore._src.allocation import allocate_uniform as allocate_uniform
+from vipcore._src.allocation import allocation_objective as allocation_objective
+from vipcore._src.allocation import round_allocation as round_allocation
+from vipcore._src.allocation import solve as solve_allocation
+from vipcore._src.allocation import solve_continuous as solve_continuous
 from vipcore._src.variance import ESTIMATORS as ESTIMATORS
 from vipcore._src.variance import advantages as advantages
 from vipcore._src.variance import gradient_variance as gradient_variance
@@ -20,7 +33,16 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.1.0+src"
 
 __all__ = [
+    "Allocation",
     "ESTIMATORS",
+    "allocate",
+    "allocate_inverse_accuracy",
+    "allocate_inverse_variance",
+    "allocate_uniform",
+    "allocation_objective",
+    "round_allocation",
+    "solve_allocation",
+    "solve_continuous",
     "advantages",
     "gradient_variance",
     "gradient_variance_continuous",

@@ -52,7 +52,8 @@ def check_probabilities(name: str, p: Any) -> None:
     if bad.any():
         idx = int(np.flatnonzero(bad.ravel())[0])
         raise ValueError(
-            f"{name} must lie in [0, 1]; got {arr.ravel()[idx]!r} at index {idx}"
+            f"{name} must lie in [0, 1]; "
+            f"got {float(arr.ravel()[idx]):.6g} at index {idx}"
         )
 
 

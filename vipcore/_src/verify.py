@@ -26,7 +26,7 @@ from vipcore._src.report import (
 
 __all__ = ["SECTIONS", "run_verify", "add_arguments", "run", "HELP"]
 
-HELP = "run the Monte-Carlo and statistical proofs; write report.md, results.json, plots"
+HELP = "run the Monte-Carlo and statistical proofs (report.md, results.json, plots)"
 
 #: Report sections, in order. Each module defines ``section(cfg)``.
 SECTIONS: tuple[str, ...] = (
