@@ -35,6 +35,7 @@ control's p-values are only approximately uniform.
 
 from __future__ import annotations
 
+import functools
 from statistics import NormalDist
 from typing import Any
 
@@ -50,9 +51,19 @@ __all__ = [
     "collect",
     "appendix_b_tests",
     "exact_slot_moments",
+    "mc_var_g",
     "props_check",
     "measure_checkpoints",
 ]
+
+
+@functools.partial(jax.jit, static_argnames=("rollouts",))
+def _collect_core(params, f, m, a, key, rollouts):
+    ys = pol.sample(key, params, f, m, rollouts)
+    r = jnp.where(ys == a[:, None], 1.0, -1.0)
+    z = pol.projected_gradients(params, f, m, ys)
+    zn = pol.projected_gradients(params, f, m, ys, norm=True)
+    return r, z, zn, pol.success_prob(params, f, m, a)
 
 
 def collect(params: Any, task: Task, *, num_questions: int, rollouts: int,
@@ -64,14 +75,9 @@ def collect(params: Any, task: Task, *, num_questions: int, rollouts: int,
     exact success probabilities.
     """
     q = min(int(num_questions), task.num_prompts)
-    f = jnp.asarray(task.features[:q])
-    m = jnp.asarray(task.mask[:q])
-    a = jnp.asarray(task.answer[:q])
-    ys = pol.sample(key, params, f, m, int(rollouts))
-    r = jnp.where(ys == a[:, None], 1.0, -1.0)
-    z = pol.projected_gradients(params, f, m, ys)
-    zn = pol.projected_gradients(params, f, m, ys, norm=True)
-    p = pol.success_prob(params, f, m, a)
+    r, z, zn, p = _collect_core(params, jnp.asarray(task.features[:q]),
+                                jnp.asarray(task.mask[:q]),
+                                jnp.asarray(task.answer[:q]), key, int(rollouts))
     return {"R": np.asarray(r), "Z": np.asarray(z), "Z_norm": np.asarray(zn),
             "p": np.asarray(p)}
 
@@ -96,6 +102,11 @@ def appendix_b_tests(R: np.ndarray, Z: np.ndarray) -> dict[str, float]:
     }
 
 
+@jax.jit
+def _slot_table(params, f, m, slots):
+    return pol.projected_gradients(params, f, m, slots), pol.log_probs(params, f, m)
+
+
 def exact_slot_moments(params: Any, task: Task) -> dict[str, np.ndarray]:
     r"""Exact per-prompt moments of ``Z = 1^T H(o)`` and ``R`` under the policy.
 
@@ -109,8 +120,9 @@ def exact_slot_moments(params: Any, task: Task) -> dict[str, np.ndarray]:
     m = jnp.asarray(task.mask)
     k = task.num_slots
     slots = jnp.broadcast_to(jnp.arange(k), (task.num_prompts, k))
-    zt = np.asarray(pol.projected_gradients(params, f, m, slots), np.float64)
-    probs = np.asarray(jnp.exp(pol.log_probs(params, f, m)), np.float64)
+    zt, lp = _slot_table(params, f, m, slots)
+    zt = np.asarray(zt, np.float64)
+    probs = np.asarray(jnp.exp(lp), np.float64)
     probs = np.where(task.mask, probs, 0.0)
     probs /= probs.sum(axis=1, keepdims=True)
     zt = np.where(task.mask, zt, 0.0)
@@ -124,6 +136,50 @@ def exact_slot_moments(params: Any, task: Task) -> dict[str, np.ndarray]:
     den = np.sqrt(var_r * var_z)
     rho = np.divide(cov, den, out=np.zeros_like(cov), where=den > 0)
     return {"p": p, "var_z": var_z, "rho": rho, "z_table": zt, "probs": probs}
+
+
+_MC_ESTIMATORS = ("rloo", "drgrpo", "grpo")
+
+
+@functools.partial(jax.jit, static_argnames=("n", "replicates"))
+def _mc_groups(key, probs, z_table, answer, noise_std, n, replicates):
+    """``G`` for every estimator in :data:`_MC_ESTIMATORS` (one compilation)."""
+    k1, k2 = jax.random.split(key)
+    q = probs.shape[0]
+    ys = jax.random.categorical(k1, jnp.log(jnp.maximum(probs, 1e-30))[:, None, None],
+                                shape=(q, replicates, n))
+    r = jnp.where(ys == answer[:, None, None], 1.0, -1.0)
+    z = jnp.take_along_axis(z_table[:, None, :], ys.reshape(q, 1, -1),
+                            axis=-1).reshape(ys.shape)
+    z = z + noise_std * jax.random.normal(k2, z.shape, z.dtype)
+    return jnp.stack([jnp.mean(advantages(r, e) * z, axis=-1)
+                      for e in _MC_ESTIMATORS])  # (3, Q, M)
+
+
+def mc_var_g(key: jax.Array, probs: np.ndarray, z_table: np.ndarray,
+             answer: np.ndarray, *, estimator: str, n: int, replicates: int,
+             noise_std: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    r"""Monte-Carlo ``Var(G)`` per prompt and its standard error.
+
+    Each of ``replicates`` groups draws ``n`` answers ``y ~ probs[q]``, sets
+    ``R = ±1`` (``y == answer[q]``) and ``Z = z_table[q, y] + noise_std * eps``
+    (``eps`` standard normal, independent of everything: with a constant
+    ``z_table`` this makes Assumption 4.1 hold exactly, a positive control) and
+    forms ``G = (1/n) sum_j A_j Z_j``. Returns the sample variance over
+    replicates and ``sqrt((m_4 - s^4) / M)``, the standard error of a sample
+    variance.
+    """
+    if estimator not in _MC_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {_MC_ESTIMATORS}; got "
+                         f"{estimator!r}")
+    g = _mc_groups(key, jnp.asarray(probs, jnp.float32),
+                   jnp.asarray(z_table, jnp.float32), jnp.asarray(answer),
+                   jnp.float32(noise_std), int(n), int(replicates))
+    g = np.asarray(g[_MC_ESTIMATORS.index(estimator)], np.float64)
+    emp = g.var(axis=1, ddof=1)
+    m4 = np.mean((g - g.mean(axis=1, keepdims=True)) ** 4, axis=1)
+    se = np.sqrt(np.maximum(m4 - emp**2, 0.0) / replicates)
+    return emp, se
 
 
 def props_check(params: Any, task: Task, *, estimator: str, n: int,
@@ -141,19 +197,9 @@ def props_check(params: Any, task: Task, *, estimator: str, n: int,
     ok = np.flatnonzero((mom["p"] > 0.05) & (mom["p"] < 0.95))[:num_prompts]
     if ok.size == 0:
         return {"num_prompts": 0}
-    probs = jnp.asarray(mom["probs"][ok])
-    zt = jnp.asarray(mom["z_table"][ok])
-    ans = jnp.asarray(task.answer[ok])
-    ys = jax.random.categorical(key, jnp.log(jnp.maximum(probs, 1e-30))[:, None, None],
-                                shape=(ok.size, replicates, n))
-    r = jnp.where(ys == ans[:, None, None], 1.0, -1.0)
-    z = jnp.take_along_axis(zt[:, None, :], ys.reshape(ok.size, 1, -1),
-                            axis=-1).reshape(ys.shape)
-    g = jnp.mean(advantages(r, estimator) * z, axis=-1)  # (P, M)
-    g = np.asarray(g, np.float64)
-    emp = g.var(axis=1, ddof=1)
-    m4 = np.mean((g - g.mean(axis=1, keepdims=True)) ** 4, axis=1)
-    se = np.sqrt(np.maximum(m4 - emp**2, 0.0) / replicates)
+    emp, se = mc_var_g(key, mom["probs"][ok], mom["z_table"][ok],
+                       task.answer[ok], estimator=estimator, n=n,
+                       replicates=replicates)
     p = mom["p"][ok]
     c = float(np.asarray(variance_factor(n, estimator)))
     theory = c * mom["var_z"][ok] * 4 * p * (1 - p)

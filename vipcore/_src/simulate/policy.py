@@ -67,9 +67,13 @@ def logits(params: dict, features: jax.Array, mask: jax.Array) -> jax.Array:
     h = features
     layers = params["layers"]
     for layer in layers[:-1]:
-        h = jax.nn.relu(h @ layer["w"] + layer["b"])
-    out = h @ layers[-1]["w"] + layers[-1]["b"]
-    return jnp.where(mask, out, _NEG)
+        h = jax.nn.relu(_dense(h, layer))
+    return jnp.where(mask, _dense(h, layers[-1]), _NEG)
+
+
+def _dense(h: jax.Array, layer: dict) -> jax.Array:
+    hw = h @ layer["w"]
+    return hw + jnp.broadcast_to(layer["b"], hw.shape)
 
 
 def log_probs(params: dict, features: jax.Array, mask: jax.Array) -> jax.Array:

@@ -412,9 +412,13 @@ def _assumption_md(rows) -> str:
     L.append("")
     L.append(
         "Reading: in this task the answer is a single token, so both the reward "
-        "and Z are functions of the same sampled token: R and Z are correlated "
-        "within a prompt by construction (and |corr| -> 1 once the policy puts "
-        "its mass on two answers), and Var(Z|q) differs between prompts. "
+        "and Z are functions of the same sampled token y. Uncorrelated up to "
+        "second order (E[Z | R=+1] = E[Z | R=-1] and E[Z² | R=+1] = E[Z² | R=-1]) "
+        "with R = +1 only at y = answer forces Var(Z | R=-1) = 0, i.e. Z constant "
+        "over the answers: for a one-token policy Assumption 4.1 can only hold "
+        "trivially. Measured: R and Z are strongly correlated within a prompt "
+        "(|corr| -> 1 once the policy puts its mass on two answers), and "
+        "Var(Z|q) differs between prompts. "
         "Assumption 4.1 and the equal-variance assumption of App. B.3 are "
         "therefore violated here, and Props 4.2/4.3 do not hold per prompt. In "
         "an LLM, Z sums over hundreds of tokens most of which do not decide the "

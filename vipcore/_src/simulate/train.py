@@ -485,11 +485,13 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
                                                    for s in range(S)])
                                          for m in controlled_rules])
                     nr = len(controlled_rules)
-                    ctr, cpj = grad_mom(_stack(pu, nr), keys_for(t + 2 * 10**6,
-                                        np.tile(np.arange(S), nr)),
-                                        F[np.tile(ids_s, (nr, 1))],
-                                        M[np.tile(ids_s, (nr, 1))],
-                                        A[np.tile(ids_s, (nr, 1))], jnp.asarray(cc))
+                    if nr < Ma:  # pad to the main stack's shape: one compilation
+                        cc = np.concatenate([cc, np.tile(cc[:S], (Ma - nr, 1))])
+                        nr = Ma
+                    cids = np.tile(ids_s, (nr, 1))
+                    ctr, cpj = grad_mom(_stack(pu, nr), keys_for(
+                        t + 2 * 10**6, np.tile(np.arange(S), nr)), F[cids],
+                        M[cids], A[cids], jnp.asarray(cc))
                     ctr, cpj = np.asarray(ctr), np.asarray(cpj)
                     for i, m in enumerate(controlled_rules):
                         controlled[m]["trace"][:, gi] = ctr[i * S:(i + 1) * S]
