@@ -320,24 +320,29 @@ def _markdown(results, summ, assumptions, figs, command, device) -> str:
 
 
 def _verdict(summ) -> str:
+    """VIP vs uniform, Bonferroni over every comparison in the table."""
     alpha = summ["alpha"]
+    k = max(1, len(summ["vs_uniform"]))
+    level = alpha / k
     lines = []
     for m in ("vip", "vip_oracle"):
         v = summ["vs_uniform"].get(m)
         if v is None:
             continue
         mean, se, p = v["auc"]
-        if math.isfinite(p) and p < alpha:
+        if math.isfinite(p) and p < level:
             word = "better" if mean > 0 else "worse"
             lines.append(f"* {_LABELS[m]} is **{word}** than uniform on mean "
                          f"held-out accuracy over training ({mean:+.4f} ± {se:.4f},"
-                         f" p = {_fmt_p(p)} < {alpha}).")
+                         f" p = {_fmt_p(p)} < {level:.2g}).")
         else:
             lines.append(f"* {_LABELS[m]}: **no significant difference** from "
                          f"uniform on mean held-out accuracy over training "
-                         f"({mean:+.4f} ± {_fmt(se, 4)}, p = {_fmt_p(p)}).")
-    return "Verdict (computed from the table above, level "f"{alpha}):\n\n" + \
-        "\n".join(lines) + "\n"
+                         f"({mean:+.4f} ± {_fmt(se, 4)}, p = {_fmt_p(p)}, "
+                         f"level {level:.2g}).")
+    return (f"Verdict (paired t on mean held-out accuracy over training, level "
+            f"{alpha} Bonferroni-split over the {k} comparisons with uniform):\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def _timing(results) -> str:
