@@ -26,9 +26,11 @@ Two measurements at saved checkpoints of a training run:
    assumes (App. B.3). The exact within-prompt correlation ``rho_q(R, Z)``
    is reported too: Props 4.2/4.3 need it to be zero (Assumption 4.1).
 
-Control for (1): the same tests with ``Z`` taken from an independent second
-draw of rollouts of the same questions (so ``R`` and ``Z`` are independent
-with the right marginals). The Pearson t-test assumes continuous data; with a
+Controls for (1): the correlation tests with ``Z`` taken from an independent
+second draw of rollouts of the same questions (so ``R`` and ``Z`` are
+independent with the right marginals), and the variance tests with all ``Z``
+values shuffled across questions (so every question has the same
+distribution). The Pearson t-test assumes continuous data; with a
 single-token policy ``Z`` takes at most ``K`` values per question, so even the
 control's p-values are only approximately uniform.
 """
@@ -220,6 +222,12 @@ def props_check(params: Any, task: Task, *, estimator: str, n: int,
     }
 
 
+def _shuffle_all(z: np.ndarray, seed: int) -> np.ndarray:
+    """Z values randomly re-assigned across all questions (equal variances)."""
+    rng = np.random.default_rng(seed)
+    return rng.permutation(z.ravel()).reshape(z.shape)
+
+
 def measure_checkpoints(checkpoints: dict[int, Any], task: Task, *,
                         total_steps: int, num_questions: int, rollouts: int,
                         props_prompts: int, props_replicates: int,
@@ -245,7 +253,9 @@ def measure_checkpoints(checkpoints: dict[int, Any], task: Task, *,
             "mean_p": float(np.mean(data["p"])),
             "tests": {"sum": appendix_b_tests(data["R"], data["Z"]),
                       "norm": appendix_b_tests(data["R"], data["Z_norm"]),
-                      "independent": appendix_b_tests(data["R"], indep["Z"])},
+                      "independent": appendix_b_tests(data["R"], indep["Z"]),
+                      "shuffled": appendix_b_tests(
+                          data["R"], _shuffle_all(data["Z"], seed + step))},
             "props": {},
         }
         for i, est in enumerate(estimators):
