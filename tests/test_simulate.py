@@ -101,9 +101,9 @@ def _per_rollout_grads(params, t, ys):
     def lp(p, x, m, y):
         return pol.log_probs(p, x, m)[y]
 
-    g = jax.vmap(jax.vmap(jax.grad(lp), in_axes=(None, None, None, 0)),
-                 in_axes=(None, 0, 0, 0))(params, jnp.asarray(t.features),
-                                          jnp.asarray(t.mask), ys)
+    g = jax.jit(jax.vmap(jax.vmap(jax.grad(lp), in_axes=(None, None, None, 0)),
+                         in_axes=(None, 0, 0, 0)))(params, jnp.asarray(t.features),
+                                                   jnp.asarray(t.mask), ys)
     leaves = jax.tree.leaves(g)
     return jnp.concatenate([x.reshape(ys.shape + (-1,)) for x in leaves], axis=-1)
 
@@ -249,7 +249,8 @@ def test_mc_var_g_positive_control():
     Var(G) = c(n) s^2 4 p (1 - p) (Props 4.2/4.3): every prompt's z-score must
     stay within the two-sided Bonferroni threshold at family-wise rate FWER."""
     rng = np.random.default_rng(0)
-    q, k, n, reps, s = 12, 5, 6, 4000, 0.7
+    # shapes as in the quick assumption run, so the compilation is shared
+    q, k, n, reps, s = 32, 8, 8, 1000, 0.7
     logits = rng.normal(size=(q, k))
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     answer = rng.integers(0, k, size=q)
@@ -268,8 +269,9 @@ def test_mc_var_g_negative_control():
     """Z = R (maximal correlation) breaks Assumption 4.1: for RLOO
     Var(G) is then far from Prop 4.3 and the z-scores must exceed the
     threshold for most prompts."""
-    q, k, n, reps = 8, 4, 6, 4000
-    probs = np.full((q, k), 1 / k)
+    q, k, n, reps = 32, 8, 8, 1000
+    probs = np.zeros((q, k))
+    probs[:, :4] = 0.25  # four valid answers, p = 1/4
     answer = np.zeros(q, dtype=int)
     ztab = np.where(np.arange(k)[None, :] == 0, 1.0, -1.0) * np.ones((q, 1))
     var_z = 4 * 0.25 * 0.75
@@ -310,8 +312,9 @@ def test_exact_slot_moments_match_sampling(small_policy):
 def test_props_check_output(trained):
     _, ev = make_tasks(TEST_CFG)
     params = jax.tree.map(jnp.asarray, trained["_checkpoints"][TEST_CFG.steps])
-    pc = props_check(params, ev, estimator="rloo", n=8, num_prompts=16,
-                     replicates=500, key=jax.random.key(0))
+    # the sizes of the quick assumption run (shared compilation)
+    pc = props_check(params, ev, estimator="rloo", n=TEST_CFG.rollouts_per_prompt,
+                     num_prompts=32, replicates=1000, key=jax.random.key(0))
     assert pc["num_prompts"] >= 1
     assert len(pc["z"]) == pc["num_prompts"] == len(pc["rho"])
     assert all(0.05 < p < 0.95 for p in pc["p"])
