@@ -28,6 +28,9 @@ _LABELS = {
 }
 
 
+_COLORS = {m: f"C{i}" for i, m in enumerate(_LABELS)}
+
+
 def paired_t(diff: np.ndarray) -> tuple[float, float, float]:
     """Mean, standard error and two-sided paired-t p-value of ``diff``.
 
@@ -139,8 +142,8 @@ def _plots(results, assumptions, out: Path) -> list[tuple[str, str]]:
     for m, d in meth.items():
         a = np.asarray(d["accuracy"])
         mu, sd = a.mean(0), a.std(0)
-        ax.plot(x, mu, label=_LABELS.get(m, m))
-        ax.fill_between(x, mu - sd, mu + sd, alpha=0.15)
+        ax.plot(x, mu, label=_LABELS.get(m, m), color=_COLORS.get(m))
+        ax.fill_between(x, mu - sd, mu + sd, alpha=0.15, color=_COLORS.get(m))
     ax.axhline(results["config"]["target_accuracy"], color="k", ls=":", lw=0.8)
     ax.set_xlabel("rollouts consumed")
     ax.set_ylabel("held-out accuracy (mean p)")
@@ -156,7 +159,8 @@ def _plots(results, assumptions, out: Path) -> list[tuple[str, str]]:
         z = np.asarray(d["zero_variance_fraction"]).mean(0)
         w = max(1, len(z) // 20)
         zs = np.convolve(z, np.ones(w) / w, mode="valid")
-        ax.plot(np.arange(len(zs)) + w - 1, zs, label=_LABELS.get(m, m))
+        ax.plot(np.arange(len(zs)) + w - 1, zs, label=_LABELS.get(m, m),
+                color=_COLORS.get(m))
     ax.set_xlabel("round")
     ax.set_ylabel("zero-variance group fraction")
     ax.legend(fontsize=8)
@@ -171,12 +175,13 @@ def _plots(results, assumptions, out: Path) -> list[tuple[str, str]]:
     for m, d in meth.items():
         if "gradvar" in d:
             axes[0].semilogy(gs, np.asarray(d["gradvar"]["trace"]).mean(0),
-                             marker="o", label=_LABELS.get(m, m))
+                             marker="o", label=_LABELS.get(m, m),
+                             color=_COLORS.get(m))
     axes[0].set_title("tr Cov(g), each run's own policy")
     for m, d in (results.get("controlled_gradvar") or {}).items():
         axes[1].semilogy(gs, np.asarray(d["trace"]).mean(0), marker="o",
-                         label=_LABELS.get(m, m) + " (oracle p)")
-    axes[1].set_title("tr Cov(g), same policy & prompts (uniform run)")
+                         label=_LABELS.get(m, m), color=_COLORS.get(m))
+    axes[1].set_title("tr Cov(g), same policy & prompts, oracle p")
     for ax in axes:
         ax.set_xlabel("round")
         ax.legend(fontsize=7)
