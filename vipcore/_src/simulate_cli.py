@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lower", type=int, default=d.lower)
     parser.add_argument("--upper", type=int, default=d.upper)
     parser.add_argument("--lr", type=float, default=d.learning_rate)
+    parser.add_argument("--filler-tokens", type=int, default=d.filler_tokens,
+                        help="reward-irrelevant tokens per rollout (LLM-like Z; "
+                        "default 0 = one-token answers)")
     parser.add_argument("--no-assumptions", action="store_true",
                         help="skip the App. B tests and Props 4.2/4.3 check")
 
@@ -65,7 +68,8 @@ def config_from_args(args: argparse.Namespace):
     cfg = SimConfig(**base, estimator=args.estimator, methods=methods,
                     predictor=args.predictor, batch_size=args.batch_size,
                     rollouts_per_prompt=args.rollouts, lower=args.lower,
-                    upper=args.upper, learning_rate=args.lr)
+                    upper=args.upper, learning_rate=args.lr,
+                    filler_tokens=args.filler_tokens)
     return cfg.validate()
 
 
@@ -89,7 +93,7 @@ def simulate(cfg, out, *, assumptions: bool = True, quick: bool = False,
             results["_checkpoints"], evalt, total_steps=cfg.steps,
             num_questions=nq, rollouts=nr, props_prompts=pp,
             props_replicates=reps, props_n=cfg.rollouts_per_prompt,
-            seed=cfg.task_seed, progress=say)
+            seed=cfg.task_seed, filler_tokens=cfg.filler_tokens, progress=say)
     dev = jax.devices()[0]
     write_report(results, rows, Path(out), command=command,
                  device=f"{dev.platform}: {dev.device_kind}")

@@ -59,18 +59,25 @@ __all__ = [
 ]
 
 
-@functools.partial(jax.jit, static_argnames=("rollouts",))
-def _collect_core(params, f, m, a, key, rollouts):
+@functools.partial(jax.jit, static_argnames=("rollouts", "tokens"))
+def _collect_core(params, f, m, a, key, rollouts, tokens):
     ys = pol.sample(key, params, f, m, rollouts)
+    fil = pol.sample_fillers(jax.random.fold_in(key, 1), params, f, rollouts,
+                             tokens)
     r = jnp.where(ys == a[:, None], 1.0, -1.0)
-    z = pol.projected_gradients(params, f, m, ys)
-    zn = pol.projected_gradients(params, f, m, ys, norm=True)
+    z = pol.projected_gradients(params, f, m, ys, fil)
+    zn = pol.projected_gradients(params, f, m, ys, fil, norm=True)
     return r, z, zn, pol.success_prob(params, f, m, a)
 
 
+def _tokens(params: Any, tokens: int) -> int:
+    return int(tokens) if "filler" in params else 0
+
+
 def collect(params: Any, task: Task, *, num_questions: int, rollouts: int,
-            key: jax.Array) -> dict[str, np.ndarray]:
-    """Sample ``rollouts`` answers for the first ``num_questions`` prompts.
+            key: jax.Array, filler_tokens: int = 0) -> dict[str, np.ndarray]:
+    """Sample ``rollouts`` answers (with ``filler_tokens`` filler tokens each
+    when the policy has a filler head) for the first ``num_questions`` prompts.
 
     Returns NumPy arrays: ``R`` ``(Q, n)`` ±1 rewards, ``Z`` ``(Q, n)`` with
     ``1^T H(o)``, ``Z_norm`` ``(Q, n)`` with ``||H(o)||_2``, and ``p`` ``(Q,)``
@@ -79,7 +86,8 @@ def collect(params: Any, task: Task, *, num_questions: int, rollouts: int,
     q = min(int(num_questions), task.num_prompts)
     r, z, zn, p = _collect_core(params, jnp.asarray(task.features[:q]),
                                 jnp.asarray(task.mask[:q]),
-                                jnp.asarray(task.answer[:q]), key, int(rollouts))
+                                jnp.asarray(task.answer[:q]), key, int(rollouts),
+                                _tokens(params, filler_tokens))
     return {"R": np.asarray(r), "Z": np.asarray(z), "Z_norm": np.asarray(zn),
             "p": np.asarray(p)}
 
@@ -109,7 +117,16 @@ def _slot_table(params, f, m, slots):
     return pol.projected_gradients(params, f, m, slots), pol.log_probs(params, f, m)
 
 
-def exact_slot_moments(params: Any, task: Task) -> dict[str, np.ndarray]:
+@jax.jit
+def _filler_table(params, f):
+    lf = pol.filler_log_probs(params, f)
+    ones = jax.tree.map(jnp.ones_like, params)
+    zf = jax.jvp(lambda p: pol.filler_log_probs(p, f), (params,), (ones,))[1]
+    return zf, lf
+
+
+def exact_slot_moments(params: Any, task: Task, *, filler_tokens: int = 0
+                       ) -> dict[str, np.ndarray]:
     r"""Exact per-prompt moments of ``Z = 1^T H(o)`` and ``R`` under the policy.
 
     ``Z(y)`` is evaluated for every slot ``y``; with ``pi(y)`` known,
@@ -117,6 +134,12 @@ def exact_slot_moments(params: Any, task: Task) -> dict[str, np.ndarray]:
     ``Cov(R, Z | q)`` likewise. Returns ``p``, ``var_z``, ``rho`` (exact
     correlation of R and Z, 0 where either is constant), ``z_table`` ``(Q, K)``
     and ``probs`` ``(Q, K)``.
+
+    With ``T = filler_tokens`` filler tokens (policy with a filler head),
+    ``Z = (z_a(y) + sum_t z_f(f_t)) / (T + 1)`` with independent fillers, so
+    ``Var(Z|q) = (Var z_a + T Var z_f) / (T + 1)^2`` and
+    ``Cov(R, Z|q) = Cov(R, z_a) / (T + 1)``; ``z_table`` then holds ``z_a`` and
+    the result adds ``filler_table`` / ``filler_probs`` ``(Q, V_f)``.
     """
     f = jnp.asarray(task.features)
     m = jnp.asarray(task.mask)
@@ -134,17 +157,30 @@ def exact_slot_moments(params: Any, task: Task) -> dict[str, np.ndarray]:
     p = probs[np.arange(task.num_prompts), task.answer]
     er = 2 * p - 1
     cov = np.sum(probs * rt * zt, axis=1) - er * ez
+    t = _tokens(params, filler_tokens)
+    out_fill = {}
+    if t:
+        zf, lf = _filler_table(params, f)
+        zf = np.asarray(zf, np.float64)
+        pf = np.asarray(jnp.exp(lf), np.float64)
+        pf /= pf.sum(axis=1, keepdims=True)
+        var_f = np.maximum(np.sum(pf * zf**2, 1) - np.sum(pf * zf, 1) ** 2, 0.0)
+        var_z = (var_z + t * var_f) / (t + 1) ** 2
+        cov = cov / (t + 1)
+        out_fill = {"filler_table": zf, "filler_probs": pf}
     var_r = 4 * p * (1 - p)
     den = np.sqrt(var_r * var_z)
     rho = np.divide(cov, den, out=np.zeros_like(cov), where=den > 0)
-    return {"p": p, "var_z": var_z, "rho": rho, "z_table": zt, "probs": probs}
+    return {"p": p, "var_z": var_z, "rho": rho, "z_table": zt, "probs": probs,
+            "tokens": t, **out_fill}
 
 
 _MC_ESTIMATORS = ("rloo", "drgrpo", "grpo")
 
 
-@functools.partial(jax.jit, static_argnames=("n", "replicates"))
-def _mc_groups(key, probs, z_table, answer, noise_std, n, replicates):
+@functools.partial(jax.jit, static_argnames=("n", "replicates", "tokens"))
+def _mc_groups(key, probs, z_table, answer, noise_std, fprobs, ftable, n,
+               replicates, tokens):
     """``G`` for every estimator in :data:`_MC_ESTIMATORS` (one compilation)."""
     k1, k2 = jax.random.split(key)
     q = probs.shape[0]
@@ -153,6 +189,14 @@ def _mc_groups(key, probs, z_table, answer, noise_std, n, replicates):
     r = jnp.where(ys == answer[:, None, None], 1.0, -1.0)
     z = jnp.take_along_axis(z_table[:, None, :], ys.reshape(q, 1, -1),
                             axis=-1).reshape(ys.shape)
+    if tokens:
+        k3 = jax.random.fold_in(key, 3)
+        fs = jax.random.categorical(
+            k3, jnp.log(jnp.maximum(fprobs, 1e-30))[:, None, None, None],
+            shape=(q, replicates, n, tokens))
+        zf = jnp.take_along_axis(ftable[:, None, :], fs.reshape(q, 1, -1),
+                                 axis=-1).reshape(fs.shape).sum(-1)
+        z = (z + zf) / (tokens + 1)
     z = z + noise_std * jax.random.normal(k2, z.shape, z.dtype)
     return jnp.stack([jnp.mean(advantages(r, e) * z, axis=-1)
                       for e in _MC_ESTIMATORS])  # (3, Q, M)
@@ -160,7 +204,9 @@ def _mc_groups(key, probs, z_table, answer, noise_std, n, replicates):
 
 def mc_var_g(key: jax.Array, probs: np.ndarray, z_table: np.ndarray,
              answer: np.ndarray, *, estimator: str, n: int, replicates: int,
-             noise_std: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+             noise_std: float = 0.0, filler_probs: np.ndarray | None = None,
+             filler_table: np.ndarray | None = None, filler_tokens: int = 0
+             ) -> tuple[np.ndarray, np.ndarray]:
     r"""Monte-Carlo ``Var(G)`` per prompt and its standard error.
 
     Each of ``replicates`` groups draws ``n`` answers ``y ~ probs[q]``, sets
@@ -169,14 +215,22 @@ def mc_var_g(key: jax.Array, probs: np.ndarray, z_table: np.ndarray,
     ``z_table`` this makes Assumption 4.1 hold exactly, a positive control) and
     forms ``G = (1/n) sum_j A_j Z_j``. Returns the sample variance over
     replicates and ``sqrt((m_4 - s^4) / M)``, the standard error of a sample
-    variance.
+    variance. With ``filler_tokens = T > 0``, ``T`` i.i.d. fillers
+    ``f ~ filler_probs[q]`` per rollout and
+    ``Z = (z_table[q, y] + sum_t filler_table[q, f_t]) / (T + 1)`` (+ noise).
     """
     if estimator not in _MC_ESTIMATORS:
         raise ValueError(f"estimator must be one of {_MC_ESTIMATORS}; got "
                          f"{estimator!r}")
+    t = int(filler_tokens) if filler_probs is not None else 0
+    if t:
+        fp, ft = (jnp.asarray(filler_probs, jnp.float32),
+                  jnp.asarray(filler_table, jnp.float32))
+    else:
+        fp = ft = jnp.zeros((np.shape(probs)[0], 1), jnp.float32)
     g = _mc_groups(key, jnp.asarray(probs, jnp.float32),
                    jnp.asarray(z_table, jnp.float32), jnp.asarray(answer),
-                   jnp.float32(noise_std), int(n), int(replicates))
+                   jnp.float32(noise_std), fp, ft, int(n), int(replicates), t)
     g = np.asarray(g[_MC_ESTIMATORS.index(estimator)], np.float64)
     emp = g.var(axis=1, ddof=1)
     m4 = np.mean((g - g.mean(axis=1, keepdims=True)) ** 4, axis=1)
@@ -186,7 +240,7 @@ def mc_var_g(key: jax.Array, probs: np.ndarray, z_table: np.ndarray,
 
 def props_check(params: Any, task: Task, *, estimator: str, n: int,
                 num_prompts: int, replicates: int, key: jax.Array,
-                fwer: float = 0.01) -> dict[str, Any]:
+                fwer: float = 0.01, filler_tokens: int = 0) -> dict[str, Any]:
     """Monte-Carlo ``Var(G)`` per prompt against Prop 4.2 (drgrpo) / 4.3 (rloo).
 
     Uses the first ``num_prompts`` prompts of ``task`` with
@@ -195,13 +249,18 @@ def props_check(params: Any, task: Task, *, estimator: str, n: int,
     and summaries: the two-sided Bonferroni threshold at family-wise error
     ``fwer`` and the number of prompts beyond it.
     """
-    mom = exact_slot_moments(params, task)
+    mom = exact_slot_moments(params, task, filler_tokens=filler_tokens)
     ok = np.flatnonzero((mom["p"] > 0.05) & (mom["p"] < 0.95))[:num_prompts]
     if ok.size == 0:
         return {"num_prompts": 0}
+    fill = {}
+    if mom["tokens"]:
+        fill = dict(filler_probs=mom["filler_probs"][ok],
+                    filler_table=mom["filler_table"][ok],
+                    filler_tokens=mom["tokens"])
     emp, se = mc_var_g(key, mom["probs"][ok], mom["z_table"][ok],
                        task.answer[ok], estimator=estimator, n=n,
-                       replicates=replicates)
+                       replicates=replicates, **fill)
     p = mom["p"][ok]
     c = float(np.asarray(variance_factor(n, estimator)))
     theory = c * mom["var_z"][ok] * 4 * p * (1 - p)
@@ -233,7 +292,8 @@ def measure_checkpoints(checkpoints: dict[int, Any], task: Task, *,
                         props_prompts: int, props_replicates: int,
                         props_n: int, estimators: tuple[str, ...] = ("rloo",
                                                                       "drgrpo"),
-                        seed: int = 0, progress=None) -> list[dict[str, Any]]:
+                        seed: int = 0, filler_tokens: int = 0,
+                        progress=None) -> list[dict[str, Any]]:
     """Both measurements at every checkpoint; one dict per checkpoint."""
     rows = []
     for step in sorted(checkpoints):
@@ -244,9 +304,9 @@ def measure_checkpoints(checkpoints: dict[int, Any], task: Task, *,
         k1, k2 = jax.random.split(key)
         k1, k3 = jax.random.split(k1)
         data = collect(params, task, num_questions=num_questions,
-                       rollouts=rollouts, key=k1)
+                       rollouts=rollouts, key=k1, filler_tokens=filler_tokens)
         indep = collect(params, task, num_questions=num_questions,
-                        rollouts=rollouts, key=k3)
+                        rollouts=rollouts, key=k3, filler_tokens=filler_tokens)
         row: dict[str, Any] = {
             "step": int(step), "fraction": step / max(total_steps, 1),
             "num_questions": int(data["R"].shape[0]), "rollouts": int(rollouts),
@@ -261,6 +321,7 @@ def measure_checkpoints(checkpoints: dict[int, Any], task: Task, *,
         for i, est in enumerate(estimators):
             row["props"][est] = props_check(
                 params, task, estimator=est, n=props_n, num_prompts=props_prompts,
-                replicates=props_replicates, key=jax.random.fold_in(k2, i))
+                replicates=props_replicates, key=jax.random.fold_in(k2, i),
+                filler_tokens=filler_tokens)
         rows.append(row)
     return rows

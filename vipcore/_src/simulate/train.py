@@ -87,6 +87,10 @@ class SimConfig:
       target_accuracy: held-out accuracy for "rollouts to reach target".
       checkpoints: fractions of training at which the ``uniform`` seed-0 policy
         is saved for the assumption tests.
+      filler_tokens, filler_vocab: ``T`` reward-irrelevant "reasoning" tokens
+        per rollout from a second head over ``filler_vocab`` symbols (0 = the
+        one-token policy). They make ``Z`` a sum over many tokens as in an LLM
+        (see :func:`vipcore._src.simulate.policy.sequence_log_prob`).
     """
 
     num_train: int = 1024
@@ -112,6 +116,8 @@ class SimConfig:
     gradvar_replicates: int = 16
     target_accuracy: float = 0.6
     checkpoints: tuple[float, ...] = (0.0, 0.5, 1.0)
+    filler_tokens: int = 0
+    filler_vocab: int = 16
 
     @property
     def budget(self) -> int:
@@ -145,6 +151,9 @@ class SimConfig:
         if self.batch_size > self.num_train:
             raise ValueError(f"batch_size must be <= num_train={self.num_train}; "
                              f"got {self.batch_size}")
+        if self.filler_tokens < 0 or self.filler_vocab < 2:
+            raise ValueError("need filler_tokens >= 0 and filler_vocab >= 2; got "
+                             f"{self.filler_tokens}, {self.filler_vocab}")
         if self.gradvar_replicates < 2:
             raise ValueError("gradvar_replicates must be >= 2; got "
                              f"{self.gradvar_replicates}")
@@ -167,20 +176,29 @@ def _rewards(ys, answer):
     return jnp.where(ys == answer[:, None], 1.0, -1.0)
 
 
-def _batch_grad(params, feats, smask, ys, rew, rmask, counts, estimator):
-    """Policy-gradient estimate (as the gradient of the surrogate) and stats."""
+def _batch_grad(params, feats, smask, ys, fil, rew, rmask, counts, estimator):
+    """Policy-gradient estimate (as the gradient of the surrogate)."""
     adv = advantages(rew, estimator, mask=rmask)
     b = counts.shape[0]
     w = adv / (counts[:, None].astype(adv.dtype) * b)
-    return jax.grad(pol.pg_loss)(params, feats, smask, ys, w)
+    return jax.grad(pol.pg_loss)(params, feats, smask, ys, w, fil)
 
 
-def _make_alloc_step(tx, estimator: str, upper: int):
+def _sample(key, params, feats, smask, num, tokens):
+    """Answers ``(B, num)`` and fillers ``(B, num, T)``; the answer draw uses
+    ``key`` itself, so ``T = 0`` reproduces the one-token runs exactly."""
+    ys = pol.sample(key, params, feats, smask, num)
+    fil = pol.sample_fillers(jax.random.fold_in(key, 1), params, feats, num, tokens)
+    return ys, fil
+
+
+def _make_alloc_step(tx, estimator: str, upper: int, tokens: int):
     def step(params, opt_state, key, feats, smask, answer, counts):
-        ys = pol.sample(key, params, feats, smask, upper)
+        ys, fil = _sample(key, params, feats, smask, upper, tokens)
         rew = _rewards(ys, answer)
         rmask = jnp.arange(upper)[None, :] < counts[:, None]
-        g = _batch_grad(params, feats, smask, ys, rew, rmask, counts, estimator)
+        g = _batch_grad(params, feats, smask, ys, fil, rew, rmask, counts,
+                        estimator)
         updates, opt_state = tx.update(g, opt_state, params)
         params = optax.apply_updates(params, updates)
         lo = jnp.min(jnp.where(rmask, rew, jnp.inf), axis=-1)
@@ -191,19 +209,20 @@ def _make_alloc_step(tx, estimator: str, upper: int):
     return step
 
 
-def _make_dapo_step(tx, estimator: str, n: int):
+def _make_dapo_step(tx, estimator: str, n: int, tokens: int):
     def step(params, opt_state, buf, key, feats, smask, answer, ids, table):
         f_all, m_all, a_all = table
         b = ids.shape[0]
-        ys = pol.sample(key, params, feats, smask, n)
+        ys, fil = _sample(key, params, feats, smask, n, tokens)
         rew = _rewards(ys, answer)
         valid = jnp.any(rew != rew[:, :1], axis=-1)
-        buf_ids, buf_ys, count = buf
+        buf_ids, buf_ys, buf_fil, count = buf
         pos = count + jnp.cumsum(valid) - 1
         take = valid & (pos < b)
         dest = jnp.where(take, pos, b)  # index b is dropped
         buf_ids = buf_ids.at[dest].set(ids, mode="drop")
         buf_ys = buf_ys.at[dest].set(ys, mode="drop")
+        buf_fil = buf_fil.at[dest].set(fil, mode="drop")
         new_count = jnp.minimum(count + jnp.sum(valid), b)
         full = new_count == b
         # the update on the (possibly incomplete) buffer; applied only if full
@@ -211,7 +230,8 @@ def _make_dapo_step(tx, estimator: str, n: int):
         brew = _rewards(buf_ys, ba)
         rmask = jnp.ones(buf_ys.shape, dtype=bool)
         counts = jnp.full((b,), n)
-        g = _batch_grad(params, bf, bm, buf_ys, brew, rmask, counts, estimator)
+        g = _batch_grad(params, bf, bm, buf_ys, buf_fil, brew, rmask, counts,
+                        estimator)
         updates, new_opt = tx.update(g, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         pick = functools.partial(jnp.where, full)
@@ -219,19 +239,20 @@ def _make_dapo_step(tx, estimator: str, n: int):
         opt_state = jax.tree.map(pick, new_opt, opt_state)
         count = jnp.where(full, 0, new_count)
         zero_var = 1.0 - jnp.mean(valid.astype(jnp.float32))
-        return params, opt_state, (buf_ids, buf_ys, count), zero_var, full
+        return params, opt_state, (buf_ids, buf_ys, buf_fil, count), zero_var, full
 
     return step
 
 
-def _make_grad_moments(estimator: str, upper: int, reps: int):
+def _make_grad_moments(estimator: str, upper: int, reps: int, tokens: int):
     """Across ``reps`` independent rollout draws: tr Cov(g) and Var(1^T g)."""
 
     def one(params, key, feats, smask, answer, counts):
-        ys = pol.sample(key, params, feats, smask, upper)
+        ys, fil = _sample(key, params, feats, smask, upper, tokens)
         rew = _rewards(ys, answer)
         rmask = jnp.arange(upper)[None, :] < counts[:, None]
-        g = _batch_grad(params, feats, smask, ys, rew, rmask, counts, estimator)
+        g = _batch_grad(params, feats, smask, ys, fil, rew, rmask, counts,
+                        estimator)
         return ravel_pytree(g)[0]
 
     def moments(params, key, feats, smask, answer, counts):
@@ -255,17 +276,19 @@ class _Fns(NamedTuple):
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(lr, max_grad_norm, estimator, upper, n_bar, reps) -> _Fns:
+def _compiled(lr, max_grad_norm, estimator, upper, n_bar, reps, tokens) -> _Fns:
     """Jitted round functions, cached so repeated runs reuse compilations."""
     tx = optax.adam(lr)
     if max_grad_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(max_grad_norm), tx)
     return _Fns(
         tx=tx,
-        alloc_step=jax.jit(jax.vmap(_make_alloc_step(tx, estimator, upper))),
-        dapo_step=jax.jit(jax.vmap(_make_dapo_step(tx, estimator, n_bar),
+        alloc_step=jax.jit(jax.vmap(_make_alloc_step(tx, estimator, upper,
+                                                     tokens))),
+        dapo_step=jax.jit(jax.vmap(_make_dapo_step(tx, estimator, n_bar, tokens),
                                    in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None))),
-        grad_mom=jax.jit(jax.vmap(_make_grad_moments(estimator, upper, reps))),
+        grad_mom=jax.jit(jax.vmap(_make_grad_moments(estimator, upper, reps,
+                                                     tokens))),
         eval=jax.jit(jax.vmap(lambda p, f, m, a: jnp.mean(pol.success_prob(
             p, f, m, a)), in_axes=(0, None, None, None))),
         trainp=jax.jit(jax.vmap(pol.success_prob)),
@@ -353,8 +376,9 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
     train, evalt = make_tasks(cfg)
     S, B, U, n_bar = cfg.seeds, cfg.batch_size, cfg.upper, cfg.rollouts_per_prompt
     in_dim, K = train.features.shape[1], cfg.num_slots
+    T = cfg.filler_tokens
     fns = _compiled(cfg.learning_rate, cfg.max_grad_norm, cfg.estimator, U, n_bar,
-                    cfg.gradvar_replicates)
+                    cfg.gradvar_replicates, T)
     tx = fns.tx
 
     F = jnp.asarray(train.features)
@@ -364,7 +388,8 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
                   jnp.asarray(evalt.answer))
 
     seed_params = jax.vmap(lambda k: pol.init_params(
-        k, in_dim, K, hidden=cfg.hidden, depth=cfg.depth))(
+        k, in_dim, K, hidden=cfg.hidden, depth=cfg.depth,
+        filler_vocab=cfg.filler_vocab if T else 0))(
         jax.vmap(lambda s: jax.random.fold_in(jax.random.key(1234), s))(
             jnp.arange(S)))
 
@@ -393,7 +418,7 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
         params_d = seed_params
         opt_d = jax.vmap(tx.init)(params_d)
         buf = (jnp.zeros((S, B), jnp.int32), jnp.zeros((S, B, n_bar), jnp.int32),
-               jnp.zeros((S,), jnp.int32))
+               jnp.zeros((S, B, n_bar, T), jnp.int32), jnp.zeros((S,), jnp.int32))
         dapo_updates = np.zeros((S,), np.int64)
 
     planners: dict[int, Any] = {}
