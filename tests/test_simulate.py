@@ -34,6 +34,9 @@ from vipcore._src.simulate.train import (
 )
 from vipcore._src.variance import advantages, variance_factor
 
+#: False-failure rate of each statistical test (Bonferroni inside).
+FWER = 1e-3
+
 #: Shared by this module, the CLI test and the notebook test (same shapes, so
 #: the jitted round functions compile once per pytest process).
 TEST_CFG = SimConfig(**{**QUICK, "steps": 10, "seeds": 2})
@@ -87,14 +90,22 @@ def test_train_and_eval_disjoint_draws():
 
 @pytest.fixture(scope="module")
 def small_policy():
+    """A perturbed policy with a filler head (one-token functions ignore it)."""
     t = make_task(6, num_slots=5, seed=2)
-    params = pol.init_params(jax.random.key(0), 10, 5, hidden=8)
+    params = pol.init_params(jax.random.key(0), 10, 5, hidden=8, filler_vocab=4)
     # move away from the near-uniform init so gradients are not tiny
     params = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(
         jax.random.key(1), x.shape), params)
     ys = pol.sample(jax.random.key(2), params, jnp.asarray(t.features),
                     jnp.asarray(t.mask), 4)
     return t, params, ys
+
+
+@pytest.fixture(scope="module")
+def filler_policy(small_policy):
+    t, params, ys = small_policy
+    fil = pol.sample_fillers(jax.random.key(3), params, jnp.asarray(t.features), 4, 3)
+    return t, params, ys, fil
 
 
 def _per_rollout_grads(params, t, ys):
@@ -141,6 +152,52 @@ def test_surrogate_gradient_is_policy_gradient(small_policy, estimator):
     h = _per_rollout_grads(params, t, ys)
     want = jnp.einsum("qj,qjp->p", jnp.where(rmask, w, 0.0), h)
     assert_allclose(-flat, want, rtol=1e-4, atol=1e-6)
+
+
+def test_projected_gradient_with_fillers(filler_policy):
+    """Z = 1^T grad of the token-averaged log-likelihood, against vmap(grad)."""
+    t, params, ys, fil = filler_policy
+    assert fil.shape == (6, 4, 3)
+    f, m = jnp.asarray(t.features), jnp.asarray(t.mask)
+
+    def ell(p, x, mk, y, fl):
+        return pol.sequence_log_prob(p, x[None], mk[None], y[None, None],
+                                     fl[None, None])[0, 0]
+
+    g = jax.jit(jax.vmap(jax.vmap(jax.grad(ell), in_axes=(None, None, None, 0, 0)),
+                         in_axes=(None, 0, 0, 0, 0)))(params, f, m, ys, fil)
+    h = jnp.concatenate([x.reshape(ys.shape + (-1,)) for x in jax.tree.leaves(g)],
+                        axis=-1)
+    z = pol.projected_gradients(params, f, m, ys, fil)
+    assert_allclose(z, h.sum(-1), rtol=1e-4, atol=1e-5)
+    zn = pol.projected_gradients(params, f, m, ys, fil, norm=True)
+    assert_allclose(zn, jnp.linalg.norm(h, axis=-1), rtol=1e-4, atol=1e-5)
+    # the token average: T = 3 fillers + the answer
+    lp = pol.sequence_log_prob(params, f, m, ys, fil)
+    lpy = jnp.take_along_axis(pol.log_probs(params, f, m), ys, axis=-1)
+    lpf = jnp.take_along_axis(pol.filler_log_probs(params, f),
+                              fil.reshape(6, 12), axis=-1).reshape(6, 4, 3)
+    assert_allclose(lp, (lpy + lpf.sum(-1)) / 4, rtol=1e-5, atol=1e-6)
+
+
+def test_exact_moments_with_fillers(filler_policy):
+    """Var(Z|q) = (Var z_a + T Var z_f) / (T+1)^2 against sampled Z, z-test
+    per prompt (sample standard error) at family-wise rate FWER."""
+    t, params, _, _ = filler_policy
+    tokens, n = 3, 4000
+    mom = exact_slot_moments(params, t, filler_tokens=tokens)
+    f, m = jnp.asarray(t.features), jnp.asarray(t.mask)
+    ys = pol.sample(jax.random.key(4), params, f, m, n)
+    fil = pol.sample_fillers(jax.random.key(5), params, f, n, tokens)
+    z = np.asarray(pol.projected_gradients(params, f, m, ys, fil), np.float64)
+    emp = z.var(1, ddof=1)
+    m4 = np.mean((z - z.mean(1, keepdims=True)) ** 4, axis=1)
+    se = np.sqrt((m4 - emp**2) / n)
+    ok = (np.all((mom["probs"] * n >= 20) | ~t.mask, axis=1)
+          & np.all(mom["filler_probs"] * n >= 20, axis=1))
+    assert ok.sum() >= 2
+    thr = NormalDist().inv_cdf(1 - FWER / (2 * ok.sum()))
+    assert np.all(np.abs(emp - mom["var_z"])[ok] / se[ok] < thr)
 
 
 def test_initial_policy_is_near_uniform():
@@ -239,10 +296,6 @@ def test_training_is_deterministic(trained):
 
 
 # ---------------------------------------------------------------- assumptions
-
-#: False-failure rate of each statistical test below (Bonferroni inside).
-FWER = 1e-3
-
 
 def test_mc_var_g_positive_control():
     """With Z = const + independent noise, Assumption 4.1 holds exactly and
