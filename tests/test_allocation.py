@@ -408,3 +408,16 @@ def test_never_worse_than_scipy_slsqp(est):
         assert f(x) <= res.fun * (1 + 1e-9)
         # integer optimum is within the relaxation gap, never below it
         assert objective64(n_int, p, est) >= f(x) * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("est", EST)
+def test_multisection_equals_bisection(est):
+    """The accelerator default (64-section search) gives the CPU's answer."""
+    rng = np.random.default_rng(7)
+    p = jnp.asarray(rng.beta(0.4, 0.4, 128), jnp.float32)
+    L = A.MIN_LOWER[est]
+    r2 = A.solve(p, 1024, L, 32, estimator=est, sections=2)
+    r64 = A.solve(p, 1024, L, 32, estimator=est, sections=64)
+    np.testing.assert_array_equal(r2.n, r64.n)
+    np.testing.assert_allclose(r2.n_continuous, r64.n_continuous, rtol=1e-5)
+    np.testing.assert_allclose(float(r2.lam), float(r64.lam), rtol=1e-5)

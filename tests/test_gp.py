@@ -59,8 +59,7 @@ def _problem(seed, q=40, d=5, n=12, repeats=True):
     return x, m, idx, p, w
 
 
-@pytest.mark.parametrize("cache", [False, True])
-@pytest.mark.parametrize("block", [None, 7])
+@pytest.mark.parametrize("cache, block", [(False, None), (False, 7), (True, None)])
 def test_update_matches_dense_float64(cache, block):
     x, m, idx, p, w = _problem(0)
     with jax.enable_x64(True):
@@ -70,10 +69,35 @@ def test_update_matches_dense_float64(cache, block):
         ref, _ = dense_update(x, m, idx, p, w, h=1.7, jitter=1e-8, eps=0.01)
         np.testing.assert_allclose(np.asarray(st1.mean), ref, rtol=1e-6, atol=1e-9)
         # a second step from the new prior, different batch size
-        x2, _, idx2, p2, w2 = _problem(1, n=5)
+        x2, _, idx2, p2, w2 = _problem(1, n=10)  # same bucket (12): no compile
         st2 = gp.update(st1, idx2, p2, weights=w2, eps=0.01, block_size=block)
         ref2, _ = dense_update(x, ref, idx2, p2, w2, h=1.7, jitter=1e-8, eps=0.01)
         np.testing.assert_allclose(np.asarray(st2.mean), ref2, rtol=1e-6, atol=1e-9)
+
+
+def test_binomial_noise_matches_dense_posterior_mean():
+    """noise='binomial': every prompt gets m + K_.B (K_BB + dI + N)^-1 (g - m_B)
+    with N = diag(1/(s + 1/2) + 1/(n - s + 1/2)) from the pooled counts."""
+    x, m, idx, p, w = _problem(11)
+    with jax.enable_x64(True):
+        st0 = gp.init(x, bandwidth=1.7, prior_mean=m, jitter=1e-8)
+        got = np.asarray(gp.update(st0, idx, p, weights=w, noise="binomial").mean)
+    succ: dict[int, list[float]] = {}
+    for i, pi, wi in zip(idx, p, w, strict=True):
+        a = succ.setdefault(int(i), [0.0, 0.0])
+        a[0] += wi * pi
+        a[1] += wi
+    b = np.array(sorted(succ))
+    s_, n_ = np.array([succ[i] for i in b]).T
+    pc = np.clip(s_ / n_, 0.01, 0.99)
+    g = np.log(pc / (1 - pc))
+    k = dense_kernel(x, 1.7)
+    noise = 1 / (s_ + 0.5) + 1 / (n_ - s_ + 0.5)
+    kbb = k[np.ix_(b, b)] + np.diag(1e-8 + noise)
+    ref = m + k[:, b] @ np.linalg.solve(kbb, g - m[b])
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-9)
+    # observed prompts are shrunk towards the prior, not set to g_hat
+    assert np.all(np.abs(got[b] - g) > 1e-6)
 
 
 def test_update_float32_agrees_with_float64_reference():
@@ -128,10 +152,8 @@ def test_median_bandwidth_matches_scipy_and_subsample():
     # Subsample path: seeded and deterministic; 150 points = 11175 pairs,
     # relative s.e. of a sample median of distances ~ 1/sqrt(11175) ~ 1%:
     # 5% is > 5 standard errors.
-    h1 = gp.median_bandwidth(x.astype(np.float32), max_points=150,
-                             key=jax.random.key(1))
-    h2 = gp.median_bandwidth(x.astype(np.float32), max_points=150,
-                             key=jax.random.key(1))
+    h1 = gp.median_bandwidth(x.astype(np.float32), max_points=150, seed=1)
+    h2 = gp.median_bandwidth(x.astype(np.float32), max_points=150, seed=1)
     assert float(h1) == float(h2)
     np.testing.assert_allclose(float(h1), np.median(pdist(x)), rtol=0.05)
 
@@ -154,8 +176,8 @@ def test_posterior_variance_matches_dense():
 
 problems = st.tuples(
     st.integers(0, 10_000),            # seed
-    st.sampled_from([12, 30]),         # Q (few shapes: each one compiles)
-    st.integers(1, 12),                # batch length (buckets 8 and 12)
+    st.just(30),                       # Q (one shape: each one compiles)
+    st.integers(1, 8),                 # batch length (one bucket: 8)
 )
 
 
@@ -230,20 +252,22 @@ def test_compile_count_bounded_over_batch_sizes():
     st0 = gp.init(x.astype(np.float32), bandwidth=1.0)
     before = gp._update_jit._cache_size()
     rng = np.random.default_rng(0)
-    for n in (1, 3, 8, 9, 11, 12, 13, 16, 17, 23, 24, 25, 31, 33, 40):
+    for n in (1, 3, 8, 9, 11, 12, 13, 15, 16):
         idx = rng.choice(64, n, replace=False)
         st0 = gp.update(st0, idx, rng.uniform(size=n))
-    # buckets 8, 12, 16, 24, 32, 48 cover 1..40: at most 6 new compilations
-    assert gp._update_jit._cache_size() - before <= 6
+        st0 = gp.update(st0, idx, rng.uniform(size=n), noise="binomial")
+    # buckets 8, 12, 16 cover 1..16, and both noise models share a compiled
+    # version: at most 3 new compilations for 18 calls
+    assert gp._update_jit._cache_size() - before <= 3
     assert [gp.bucket_size(n) for n in (40, 41, 48, 49)] == [48, 48, 48, 64]
 
 
 def test_update_step_is_jittable_and_vmappable():
-    x, _, idx, p, w = _problem(8, n=8)
+    x, _, idx, p, w = _problem(8, q=12, n=8)
     st0 = gp.init(x.astype(np.float32), bandwidth=1.0)
     ps = jnp.stack([jnp.asarray(p, jnp.float32), jnp.asarray(1 - p, jnp.float32)])
-    f = jax.vmap(lambda pp: gp.update_step(st0, jnp.asarray(idx), pp,
-                                           jnp.asarray(w, jnp.float32)).mean)
+    f = jax.jit(jax.vmap(lambda pp: gp.update_step(st0, jnp.asarray(idx), pp,
+                                           jnp.asarray(w, jnp.float32)).mean))
     out = f(ps)
     for k in range(2):
         one = gp.update(st0, idx, np.asarray(ps[k]), weights=w).mean

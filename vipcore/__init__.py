@@ -6,6 +6,13 @@ The public surface is re-exported here; implementations live in
 
 from importlib.metadata import PackageNotFoundError, version
 
+from vipcore import calibration as calibration
+from vipcore import gp as gp
+from vipcore import montecarlo as montecarlo
+from vipcore import planner as planner
+from vipcore import predictors as predictors
+from vipcore import stats as stats
+from vipcore import sweep as sweep
 from vipcore._src.allocation import Allocation as Allocation
 from vipcore._src.allocation import allocate as allocate
 from vipcore._src.allocation import (
@@ -19,6 +26,7 @@ from vipcore._src.allocation import allocation_objective as allocation_objective
 from vipcore._src.allocation import round_allocation as round_allocation
 from vipcore._src.allocation import solve as solve_allocation
 from vipcore._src.allocation import solve_continuous as solve_continuous
+from vipcore._src.planner import Planner as Planner
 from vipcore._src.variance import ESTIMATORS as ESTIMATORS
 from vipcore._src.variance import advantages as advantages
 from vipcore._src.variance import gradient_variance as gradient_variance
@@ -35,16 +43,24 @@ except PackageNotFoundError:  # running from a source tree
 __all__ = [
     "Allocation",
     "ESTIMATORS",
+    "Planner",
+    "advantages",
     "allocate",
     "allocate_inverse_accuracy",
     "allocate_inverse_variance",
     "allocate_uniform",
     "allocation_objective",
+    "calibration",
+    "gp",
+    "gradient_variance",
+    "gradient_variance_continuous",
+    "montecarlo",
+    "planner",
+    "predictors",
     "round_allocation",
     "solve_allocation",
     "solve_continuous",
-    "advantages",
-    "gradient_variance",
-    "gradient_variance_continuous",
+    "stats",
+    "sweep",
     "variance_factor",
 ]

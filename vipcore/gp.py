@@ -4,6 +4,7 @@ See :mod:`vipcore._src.gp` and ``docs/prediction.md``.
 """
 
 from vipcore._src.gp import LINKS as LINKS
+from vipcore._src.gp import NOISE_MODELS as NOISE_MODELS
 from vipcore._src.gp import GPState as GPState
 from vipcore._src.gp import bucket_size as bucket_size
 from vipcore._src.gp import default_jitter as default_jitter
@@ -13,11 +14,13 @@ from vipcore._src.gp import median_bandwidth as median_bandwidth
 from vipcore._src.gp import posterior_variance as posterior_variance
 from vipcore._src.gp import predict as predict
 from vipcore._src.gp import rbf_kernel as rbf_kernel
+from vipcore._src.gp import shard as shard
 from vipcore._src.gp import update as update
 from vipcore._src.gp import update_step as update_step
 
 __all__ = [
     "LINKS",
+    "NOISE_MODELS",
     "GPState",
     "bucket_size",
     "default_jitter",
@@ -27,6 +30,7 @@ __all__ = [
     "posterior_variance",
     "predict",
     "rbf_kernel",
+    "shard",
     "update",
     "update_step",
 ]

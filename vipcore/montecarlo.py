@@ -16,6 +16,7 @@ from vipcore._src.montecarlo import reward_mean as reward_mean
 from vipcore._src.montecarlo import reward_variance as reward_variance
 from vipcore._src.montecarlo import sample_rollouts as sample_rollouts
 from vipcore._src.montecarlo import simulate_batch as simulate_batch
+from vipcore._src.montecarlo import simulate_cells as simulate_cells
 from vipcore._src.montecarlo import simulate_gradient as simulate_gradient
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "reward_variance",
     "sample_rollouts",
     "simulate_batch",
+    "simulate_cells",
     "simulate_gradient",
 ]

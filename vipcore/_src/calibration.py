@@ -17,6 +17,7 @@ Brier score and the ECE are the usual per-rollout quantities.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -78,17 +79,15 @@ def _inputs(p_hat, successes, counts):
     p = as_float_array("p_hat", p_hat)
     if p.ndim != 1:
         raise ValueError(f"p_hat must be 1-D; got shape {p.shape}")
-    s = jnp.asarray(as_float_array("successes", successes), p.dtype)
-    n = (jnp.ones_like(p) if counts is None
-         else jnp.asarray(as_float_array("counts", counts), p.dtype))
-    for name, a in (("successes", s), ("counts", n)):
+    sn = np.asarray(successes, np.float64)
+    nn = np.ones(p.shape) if counts is None else np.asarray(counts, np.float64)
+    for name, a in (("successes", sn), ("counts", nn)):
         if a.shape != p.shape:
             raise ValueError(f"{name} must have the shape of p_hat {p.shape}; "
                              f"got {a.shape}")
-    sn, nn = np.asarray(s), np.asarray(n)
     if not (np.all(nn > 0) and np.all(sn >= 0) and np.all(sn <= nn)):
         raise ValueError("need counts > 0 and 0 <= successes <= counts")
-    return p, s, n
+    return p, jnp.asarray(sn, p.dtype), jnp.asarray(nn, p.dtype)
 
 
 def mean_absolute_error(
@@ -100,7 +99,17 @@ def mean_absolute_error(
     0.225
     """
     p, s, n = _inputs(p_hat, successes, counts)
+    return _mae(p, s, n)
+
+
+@jax.jit
+def _mae(p, s, n):
     return jnp.mean(jnp.abs(p - s / n))
+
+
+@jax.jit
+def _brier(p, s, n):
+    return jnp.sum(s * (1 - p) ** 2 + (n - s) * p**2) / jnp.sum(n)
 
 
 def brier_score(
@@ -112,7 +121,7 @@ def brier_score(
     0.25
     """
     p, s, n = _inputs(p_hat, successes, counts)
-    return jnp.sum(s * (1 - p) ** 2 + (n - s) * p**2) / jnp.sum(n)
+    return _brier(p, s, n)
 
 
 def reliability_curve(
@@ -128,6 +137,11 @@ def reliability_curve(
     """
     nb = check_int("n_bins", n_bins, minimum=1)
     p, s, n = _inputs(p_hat, successes, counts)
+    return _reliability(p, s, n, nb)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _reliability(p, s, n, nb):
     edges = jnp.linspace(0, 1, nb + 1, dtype=p.dtype)
     b = jnp.clip(jnp.floor(p * nb).astype(jnp.int32), 0, nb - 1)
     cnt = jax.ops.segment_sum(n, b, num_segments=nb)
@@ -154,8 +168,13 @@ def expected_calibration_error(
     0.0
     """
     c = reliability_curve(p_hat, successes, counts, n_bins=n_bins)
-    gap = jnp.where(c.count > 0, jnp.abs(c.observed - c.mean_predicted), 0)
-    return jnp.sum(c.count * gap) / jnp.sum(c.count)
+    return _ece(c.count, c.observed, c.mean_predicted)
+
+
+@jax.jit
+def _ece(count, observed, predicted):
+    gap = jnp.where(count > 0, jnp.abs(observed - predicted), 0)
+    return jnp.sum(count * gap) / jnp.sum(count)
 
 
 def calibration(

@@ -41,6 +41,7 @@ from vipcore._src._checks import as_float_array, check_choice, is_concrete
 
 __all__ = [
     "LINKS",
+    "NOISE_MODELS",
     "GPState",
     "median_bandwidth",
     "rbf_kernel",
@@ -52,11 +53,15 @@ __all__ = [
     "update_step",
     "predict",
     "posterior_variance",
+    "shard",
 ]
 
 #: Link functions: ``"sigmoid"`` for success probabilities (§5.1) and
 #: ``"softplus"`` for reward variances of continuous rewards (App. E.2).
 LINKS = ("sigmoid", "softplus")
+
+#: Observation-noise models of :func:`update_step`.
+NOISE_MODELS = ("none", "binomial")
 
 #: Largest ``Q`` for which :func:`median_bandwidth` uses every pair.
 MEDIAN_EXACT_MAX = 2048
@@ -125,13 +130,13 @@ def median_bandwidth(
     embeddings: ArrayLike,
     *,
     max_points: int = MEDIAN_EXACT_MAX,
-    key: jax.Array | None = None,
+    seed: int = 0,
 ) -> jax.Array:
     r"""Median heuristic: ``h = median_{i<j} ||x_i - x_j||``.
 
     Exact (every pair) when ``Q <= max_points``. For larger ``Q`` the median
     is taken over the pairs of ``max_points`` prompts drawn without
-    replacement with ``key`` (default ``jax.random.key(0)``), i.e. about
+    replacement with ``numpy.random.default_rng(seed)``, i.e. about
     ``max_points^2 / 2`` (2.1 million by default) pairs: the sample median of
     ``N`` pairs has a relative standard error of order ``1/sqrt(N)`` (about
     ``1e-3`` here), far below what changes a prediction.
@@ -148,9 +153,8 @@ def median_bandwidth(
     if max_points < 2:
         raise ValueError(f"max_points must be >= 2; got {max_points}")
     if q > max_points:
-        key = jax.random.key(0) if key is None else key
-        sel = jax.random.choice(key, q, (max_points,), replace=False)
-        x = x[sel]
+        sel = np.random.default_rng(seed).choice(q, max_points, replace=False)
+        x = x[jnp.asarray(np.sort(sel))]
     return _median_pairwise(x)
 
 
@@ -208,7 +212,7 @@ def init(
     jitter: float | None = None,
     cache_kernel: bool = False,
     median_max_points: int = MEDIAN_EXACT_MAX,
-    key: jax.Array | None = None,
+    seed: int = 0,
 ) -> GPState:
     r"""Initial state: prior ``g_1 ~ GP(m_1, K)`` over the prompts.
 
@@ -221,7 +225,7 @@ def init(
       jitter: diagonal jitter ``delta``; default :func:`default_jitter`.
       cache_kernel: store the full ``Q x Q`` kernel (memory ``O(Q^2)``; only
         sensible for small ``Q``). Results agree with the streamed path.
-      median_max_points, key: subsample size and key for the median heuristic
+      median_max_points, seed: subsample size and seed for the median heuristic
         when ``Q > median_max_points``.
 
     >>> s = init(np.eye(3, dtype=np.float32), bandwidth=1.0)
@@ -238,7 +242,7 @@ def init(
         check_choice("bandwidth", bandwidth, ("median",))
         if x.shape[0] < 2:
             raise ValueError("bandwidth='median' needs at least 2 prompts")
-        h = median_bandwidth(x, max_points=median_max_points, key=key)
+        h = median_bandwidth(x, max_points=median_max_points, seed=seed)
         if not float(h) > 0:
             raise ValueError(
                 "bandwidth='median' gave 0 (most embeddings coincide); pass a "
@@ -251,29 +255,34 @@ def init(
     delta = default_jitter(dtype) if jitter is None else jitter
     if not (np.isfinite(delta) and delta >= 0):
         raise ValueError(f"jitter must be a finite number >= 0; got {jitter!r}")
-    xc = x - jnp.mean(x, axis=0, keepdims=True)
-    sq = jnp.sum(xc * xc, axis=-1)
     m0 = jnp.asarray(prior_mean, dtype)
-    if m0.ndim == 0:
-        m0 = jnp.full((x.shape[0],), m0, dtype)
-    elif m0.shape != (x.shape[0],):
+    if m0.ndim not in (0, 1) or (m0.ndim == 1 and m0.shape != (x.shape[0],)):
         raise ValueError(
             f"prior_mean must be a scalar or have shape ({x.shape[0]},); "
             f"got {m0.shape}"
         )
     h = jnp.asarray(h, dtype)
+    xc, sq, m0, kernel = _init_arrays(x, m0, h, cache_kernel)
+    return GPState(xc, sq, m0, h, jnp.asarray(delta, dtype), kernel)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _init_arrays(x, m0, h, cache_kernel):
+    xc = x - jnp.mean(x, axis=0, keepdims=True)
+    sq = jnp.sum(xc * xc, axis=-1)
+    m0 = jnp.broadcast_to(m0, sq.shape)
     kernel = None
     if cache_kernel:
         d2 = _sq_dists(xc, xc, sq, sq, jax.lax.Precision.HIGHEST)
         kernel = jnp.exp(-d2 / (2 * h * h))
-    return GPState(xc, sq, m0, h, jnp.asarray(delta, dtype), kernel)
+    return xc, sq, m0, kernel
 
 
 def _pool(idx, obs, weights, q):
     """Merge repeated indices: weighted mean of their observations.
 
-    Returns ``(uniq, pooled, valid)`` of the input length; unused slots hold
-    index ``q`` (out of range) and ``valid=False``.
+    Returns ``(uniq, pooled, valid, wsum)`` of the input length; unused slots
+    hold index ``q`` (out of range) and ``valid=False``.
     """
     valid_in = weights > 0
     keyed = jnp.where(valid_in, idx, q)
@@ -285,7 +294,7 @@ def _pool(idx, obs, weights, q):
     osum = jax.ops.segment_sum(w * jnp.where(valid_in, obs, 0), inv, num_segments=n)
     valid = (uniq < q) & (wsum > 0)
     pooled = jnp.where(valid, osum / jnp.where(valid, wsum, 1), 0)
-    return uniq, pooled, valid
+    return uniq, pooled, valid, wsum
 
 
 def _kernel_cols(state, cols, precision):
@@ -324,13 +333,15 @@ def _kernel_matvec(state, cols, alpha, precision, block_size):
                        batch_size=block_size)
 
 
-def _solve_alpha(state, uniq, valid, resid, precision):
+def _solve_alpha(state, uniq, valid, resid, precision, noise_var=None):
     n = uniq.shape[0]
     cols = jnp.where(valid, uniq, 0)
     kbb = _kernel_block(state, cols, precision)
     vv = valid[:, None] & valid[None, :]
     eye = jnp.eye(n, dtype=kbb.dtype)
     kbb = jnp.where(vv, kbb, eye) + state.jitter * eye
+    if noise_var is not None:
+        kbb = kbb + jnp.diag(jnp.where(valid, noise_var, 0))
     chol = jnp.linalg.cholesky(kbb)
     alpha = jax.scipy.linalg.cho_solve((chol, True), jnp.where(valid, resid, 0))
     return cols, jnp.where(valid, alpha, 0)
@@ -344,6 +355,7 @@ def update_step(
     *,
     link: str = "sigmoid",
     eps: float = 1e-2,
+    noise: str = "none",
     precision=jax.lax.Precision.HIGHEST,
     block_size: int | None = None,
 ) -> GPState:
@@ -368,6 +380,14 @@ def update_step(
       weights: ``(n,)`` non-negative pooling weights (rollout counts).
       link: ``"sigmoid"`` or ``"softplus"`` (static).
       eps: clipping ``epsilon`` of :func:`latent_observation`.
+      noise: ``"none"`` (Algorithm 1: observations are exact, ``m_B =
+        g_hat_B``) or ``"binomial"`` (an extension, not in the paper: each
+        pooled observation of ``s`` successes in ``n = weights`` rollouts has
+        latent noise variance ``1/(s + 1/2) + 1/(n - s + 1/2)``, the variance
+        of the empirical logit, added to the diagonal of ``K_BB``; every
+        prompt, observed ones included, gets the posterior mean
+        ``m + K_{., B}(K_BB + delta I + N)^{-1}(g_hat_B - m_B)``). Sigmoid
+        link only; ``weights`` must be rollout counts.
       precision: matmul precision of the distance computation (``HIGHEST``
         by default: TF32/bf16 matmuls would spoil ``||x - y||^2``).
       block_size: compute ``K_{.,B} alpha`` in row blocks of this size
@@ -376,22 +396,35 @@ def update_step(
     Returns:
       The next state (only ``mean`` changes).
     """
+    check_choice("noise", noise, NOISE_MODELS)
+    return _update_core(state, idx, observations, weights,
+                        jnp.asarray(noise == "binomial"), link=link, eps=eps,
+                        precision=precision, block_size=block_size)
+
+
+def _update_core(state, idx, observations, weights, binomial, *, link, eps,
+                 precision=jax.lax.Precision.HIGHEST, block_size=None):
+    """:func:`update_step` with the noise model as a traced flag (one compile
+    serves both models)."""
     dtype = state.mean.dtype
     q = state.mean.shape[0]
     obs = observations.astype(dtype)
     w = weights.astype(dtype)
-    uniq, pooled, valid = _pool(idx, obs, w, q)
+    uniq, pooled, valid, wsum = _pool(idx, obs, w, q)
     g_hat = _latent(pooled, jnp.asarray(eps, dtype), link)
     cols = jnp.where(valid, uniq, 0)
     resid = jnp.where(valid, g_hat - state.mean[cols], 0)
-    cols, alpha = _solve_alpha(state, uniq, valid, resid, precision)
+    succ = pooled * wsum
+    noise_var = jnp.where(binomial, 1 / (succ + 0.5) + 1 / (wsum - succ + 0.5), 0)
+    cols, alpha = _solve_alpha(state, uniq, valid, resid, precision, noise_var)
     mean = state.mean + _kernel_matvec(state, cols, alpha, precision, block_size)
-    mean = mean.at[jnp.where(valid, uniq, q)].set(g_hat, mode="drop")
+    rows = jnp.where(valid, uniq, q)
+    mean = mean.at[rows].set(jnp.where(binomial, mean[cols], g_hat), mode="drop")
     return state._replace(mean=mean)
 
 
 _update_jit = jax.jit(
-    update_step, static_argnames=("link", "precision", "block_size")
+    _update_core, static_argnames=("link", "precision", "block_size")
 )
 
 
@@ -470,6 +503,7 @@ def update(
     weights: ArrayLike | None = None,
     link: str = "sigmoid",
     eps: float = 1e-2,
+    noise: str = "none",
     block_size: int | None = None,
 ) -> GPState:
     r"""Algorithm 1: condition on a batch and return the next prior mean.
@@ -487,6 +521,8 @@ def update(
         indices; default 1 each. Entries with weight 0 are ignored.
       link: ``"sigmoid"`` or ``"softplus"``.
       eps: clipping ``epsilon`` (Alg. 1 line 4), in (0, 1/2).
+      noise: ``"none"`` (Algorithm 1) or ``"binomial"``; see
+        :func:`update_step`.
       block_size: see :func:`update_step`.
 
     >>> s = init(np.eye(3, dtype=np.float32), bandwidth=1e-3)
@@ -495,6 +531,9 @@ def update(
     [0.5, 0.5]
     """
     check_choice("link", link, LINKS)
+    check_choice("noise", noise, NOISE_MODELS)
+    if noise == "binomial" and link != "sigmoid":
+        raise ValueError("noise='binomial' needs link='sigmoid'")
     if not (0 < eps < 0.5):
         raise ValueError(f"eps must lie in (0, 0.5); got {eps}")
     batch = _prepare_batch(state.mean.shape[0], idx, observations, weights, link,
@@ -503,8 +542,8 @@ def update(
         return state
     idx_p, obs_p, w_p = batch
     return _update_jit(
-        state, idx_p, obs_p, w_p, link=link, eps=eps,
-        block_size=block_size,
+        state, idx_p, obs_p, w_p, jnp.asarray(noise == "binomial"), link=link,
+        eps=eps, block_size=block_size,
     )
 
 
@@ -528,7 +567,7 @@ def predict(state: GPState, idx: ArrayLike, *, link: str = "sigmoid") -> jax.Arr
 @functools.partial(jax.jit, static_argnames=("precision",))
 def _posterior_variance(state, idx, obs_idx, obs_w, precision):
     q = state.mean.shape[0]
-    uniq, _, valid = _pool(obs_idx, jnp.zeros_like(obs_w), obs_w, q)
+    uniq, _, valid, _ = _pool(obs_idx, jnp.zeros_like(obs_w), obs_w, q)
     cols = jnp.where(valid, uniq, 0)
     kbb = _kernel_block(state, cols, precision)
     vv = valid[:, None] & valid[None, :]
@@ -570,4 +609,43 @@ def posterior_variance(
     return _posterior_variance(
         state, jnp.asarray(idx_np), jnp.asarray(obs_p),
         jnp.asarray(w, state.mean.dtype), jax.lax.Precision.HIGHEST,
+    )
+
+
+def shard(state: GPState, mesh: jax.sharding.Mesh, axis: str | None = None
+          ) -> GPState:
+    """Place ``state`` on ``mesh``, split along the prompt axis.
+
+    ``embeddings``, ``sq_norms``, ``mean`` (and the cached ``kernel``, by
+    rows) are sharded over mesh axis ``axis`` (default: the mesh's first
+    axis); scalars are replicated. :func:`update` and :func:`predict` then run
+    as SPMD programs: each device computes its rows of ``K_{., B}`` and of the
+    new mean, and only the ``B`` gathered batch rows cross devices. Results
+    equal the single-device ones (up to float reduction order).
+
+    ``Q`` must be divisible by the size of the mesh axis.
+    """
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    axis = mesh.axis_names[0] if axis is None else axis
+    if axis not in mesh.axis_names:
+        raise ValueError(f"axis must be one of {mesh.axis_names}; got {axis!r}")
+    n = mesh.shape[axis]
+    q = state.mean.shape[0]
+    if q % n:
+        raise ValueError(
+            f"the number of prompts ({q}) must be divisible by the mesh axis "
+            f"{axis!r} of size {n}"
+        )
+    rows = NamedSharding(mesh, P(axis))
+    rows2 = NamedSharding(mesh, P(axis, None))
+    rep = NamedSharding(mesh, P())
+    return GPState(
+        jax.device_put(state.embeddings, rows2),
+        jax.device_put(state.sq_norms, rows),
+        jax.device_put(state.mean, rows),
+        jax.device_put(state.bandwidth, rep),
+        jax.device_put(state.jitter, rep),
+        None if state.kernel is None else jax.device_put(state.kernel, rows2),
     )

@@ -64,6 +64,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from vipcore._src._checks import (
@@ -83,6 +84,7 @@ __all__ = [
     "group_gradient",
     "simulate_gradient",
     "simulate_batch",
+    "simulate_cells",
     "estimate_variance",
     "reward_mean",
     "reward_variance",
@@ -254,15 +256,15 @@ def _check_sampling_args(p, reward, z_dist, z_var, df, concentration, reward_sd)
     check_choice("z_dist", z_dist, Z_DISTS)
     check_probabilities("p", p)
     for name, val in (("z_var", z_var), ("reward_sd", reward_sd)):
-        if is_concrete(val) and bool(jnp.any(jnp.asarray(val) < 0)):
+        if is_concrete(val) and bool(np.any(np.asarray(val) < 0)):
             raise ValueError(f"{name} must be >= 0; got {val!r}")
     if (z_dist == "student_t" and is_concrete(df)
-            and not bool(jnp.all(jnp.asarray(df) > 4))):
+            and not bool(np.all(np.asarray(df) > 4))):
         raise ValueError(
             f"df must be > 4 for z_dist='student_t' (finite fourth moment); got {df!r}"
         )
     if (reward == "beta" and is_concrete(concentration)
-            and not bool(jnp.all(jnp.asarray(concentration) > 0))):
+            and not bool(np.all(np.asarray(concentration) > 0))):
         raise ValueError(f"concentration must be > 0; got {concentration!r}")
 
 
@@ -525,6 +527,11 @@ def simulate_batch(
 
     Returns:
       ``G`` of shape ``(trials, B)``.
+
+    >>> g = simulate_batch(jax.random.key(0), jnp.array([0.2, 0.5]),
+    ...                    jnp.array([2, 6]), 100, estimator="rloo")
+    >>> g.shape
+    (100, 2)
     """
     p = as_float_array("p", p)
     if p.ndim != 1:
@@ -539,6 +546,8 @@ def simulate_batch(
         if n_arr.size and int(jnp.min(n_arr)) < 2:
             raise ValueError(f"n must be >= 2 everywhere; got min {int(n_arr.min())}")
     if n_max is None:
+        if not is_concrete(n_arr):
+            raise ValueError("n_max is required when n is traced (inside jit/vmap)")
         n_max = int(jnp.max(n_arr))
     n_max = check_int("n_max", n_max, minimum=2)
     if is_concrete(n_arr) and int(jnp.max(n_arr)) > n_max:
@@ -554,3 +563,51 @@ def simulate_batch(
         n_max=n_max, trials=trials, estimator=estimator, reward=reward,
         z_dist=z_dist, dtype=dtype,
     )
+
+
+@functools.partial(
+    jax.jit, static_argnames=("n_max", "trials", "reward", "z_dist", "dtype")
+)
+def simulate_cells(
+    keys: jax.Array,
+    p: jax.Array,
+    n: jax.Array,
+    estimator_index: jax.Array,
+    z_mean: jax.Array,
+    z_var: jax.Array,
+    corr: jax.Array,
+    *,
+    n_max: int,
+    trials: int,
+    reward: str = "pm1",
+    z_dist: str = "normal",
+    dtype=jnp.float32,
+    df: ArrayLike = 8.0,
+    concentration: ArrayLike = 2.0,
+    reward_sd: ArrayLike = 1.0,
+) -> jax.Array:
+    """Many independent simulation cells in one compiled program.
+
+    Cell ``k`` draws ``trials`` groups of ``n[k] <= n_max`` rollouts (padded to
+    ``n_max`` and masked) with key ``keys[k]``, success probability ``p[k]``,
+    ``Z`` mean/variance ``z_mean[k]``/``z_var[k]`` and correlation ``corr[k]``,
+    and returns ``G`` for the estimator
+    ``ADVANTAGE_ESTIMATORS[estimator_index[k]]`` (0 GRPO, 1 Dr. GRPO, 2 RLOO).
+    All per-cell arguments have shape ``(K,)``; the result is ``(K, trials)``.
+    This is the workhorse of ``vipcore verify``: one compilation per
+    ``(n_max, trials, reward, z_dist)`` serves any grid of cells. No argument
+    checks (it is the jittable core; see :func:`simulate_gradient`).
+    """
+
+    def one(k, pq, nq, eq, zm, zv, c):
+        r, z = _sample(k, pq, zm, zv, c, concentration, reward_sd, df,
+                       n=n_max, trials=trials, reward=reward, z_dist=z_dist,
+                       dtype=dtype)
+        mask = jnp.broadcast_to(jnp.arange(n_max) < nq, r.shape)
+        r = jnp.where(mask, r, 0)
+        gs = jnp.stack(
+            [group_gradient(r, z, e, mask=mask) for e in ADVANTAGE_ESTIMATORS]
+        )
+        return gs[eq]
+
+    return jax.vmap(one)(keys, p, n, estimator_index, z_mean, z_var, corr)

@@ -55,6 +55,7 @@ import math
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,9 @@ class Planner:
       reward: ``"binary"`` (success probability) or ``"continuous"``
         (reward variance, App. E.2).
       eps: GP clipping ``epsilon``.
+      noise: GP observation noise, ``"none"`` (Algorithm 1 as published) or
+        ``"binomial"`` (empirical-logit noise; binary rewards only; more
+        accurate on the synthetic benchmark, see ``docs/prediction.md``).
       bandwidth: GP bandwidth, ``"median"`` or a number.
       prior_mean: GP prior latent mean.
       block_size: GP row blocking (see :func:`vipcore.gp.update_step`).
@@ -176,6 +180,7 @@ class Planner:
         predictor: str = "gp",
         reward: str = "binary",
         eps: float = 1e-2,
+        noise: str = "none",
         bandwidth: float | str = "median",
         prior_mean: float = 0.0,
         block_size: int | None = None,
@@ -184,11 +189,12 @@ class Planner:
         ridge_lam: float = 1.0,
         seed: int = 0,
     ):
-        import jax
-
         check_choice("estimator", estimator, ESTIMATORS)
         check_choice("predictor", predictor, PREDICTORS)
         check_choice("reward", reward, REWARDS)
+        check_choice("noise", noise, _gp.NOISE_MODELS)
+        if noise != "none" and reward != "binary":
+            raise ValueError("noise='binomial' needs reward='binary'")
         lower = check_int("lower", lower, minimum=2 if estimator == "rloo" else 3)
         upper = check_int("upper", upper)
         if upper < lower:
@@ -201,7 +207,7 @@ class Planner:
         q = emb.shape[0]
         self._config = dict(
             estimator=estimator, lower=lower, upper=upper, predictor=predictor,
-            reward=reward, eps=float(eps), bandwidth=bandwidth,
+            reward=reward, eps=float(eps), noise=noise, bandwidth=bandwidth,
             prior_mean=float(prior_mean), block_size=block_size,
             window=int(window), ridge_capacity=int(ridge_capacity),
             ridge_lam=float(ridge_lam), seed=int(seed),
@@ -210,7 +216,7 @@ class Planner:
         if predictor == "gp":
             self._state = _gp.init(
                 emb, bandwidth=bandwidth, prior_mean=prior_mean,
-                key=jax.random.key(seed),
+                seed=seed,
             )
         elif predictor == "moving_average":
             self._state = _pr.moving_average_init(
@@ -279,7 +285,7 @@ class Planner:
                     "(pass ids= to the Planner to use other ids)"
                 )
             if arr.size and (arr.min() < 0 or arr.max() >= q):
-                bad = arr[(arr < 0) | (arr >= q)][0]
+                bad = int(arr[(arr < 0) | (arr >= q)][0])
                 raise ValueError(f"unknown prompt id {bad!r} (rows are 0..{q - 1})")
             return arr.astype(np.int32)
         out = np.empty(len(prompt_ids), np.int32)
@@ -407,6 +413,7 @@ class Planner:
         if pred == "gp":
             self._state = _gp.update(self._state, rows, obs, weights=w,
                                      link=self._link, eps=cfg["eps"],
+                                     noise=cfg.get("noise", "none"),
                                      block_size=cfg["block_size"])
         elif pred == "moving_average":
             self._state = _pr.moving_average_update(self._state, rows, obs,
@@ -472,14 +479,14 @@ class Planner:
         complete planner file of a supported version.
         """
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
-            if isinstance(err, FileNotFoundError):
-                raise
-            raise ValueError(f"{path}: not a readable vipcore planner file "
-                             f"({type(err).__name__}: {err})") from None
+        with open(path, "rb") as f:  # FileNotFoundError passes through
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    data = {k: z[k] for k in z.files}
+            except (zipfile.BadZipFile, EOFError, OSError, ValueError,
+                    KeyError, zlib.error) as err:
+                raise ValueError(f"{path}: not a readable vipcore planner file "
+                                 f"({type(err).__name__}: {err})") from None
         try:
             meta = json.loads(bytes(data.pop("meta")).decode())
         except (KeyError, ValueError, UnicodeDecodeError):

@@ -89,17 +89,16 @@ def moving_average_init(
 @jax.jit
 def _ma_update(state, idx, obs, weights):
     q, window = state.history.shape
-    uniq, pooled, valid = _pool(idx, obs, weights, q)
+    uniq, pooled, valid, _ = _pool(idx, obs, weights, q)
     rows = jnp.where(valid, uniq, q)
     slot = state.count[jnp.where(valid, uniq, 0)] % window
     history = state.history.at[rows, slot].set(pooled, mode="drop")
     count = state.count.at[rows].add(1, mode="drop")
     wv = jnp.where(weights > 0, weights, 0)
     wsum = jnp.sum(wv)
-    fallback = jnp.where(
-        wsum > 0, jnp.sum(wv * jnp.where(weights > 0, obs, 0)) / jnp.maximum(wsum, 1e-30),
-        state.fallback,
-    )
+    osum = jnp.sum(wv * jnp.where(weights > 0, obs, 0))
+    fallback = jnp.where(wsum > 0, osum / jnp.where(wsum > 0, wsum, 1),
+                         state.fallback)
     return MovingAverageState(history, count, fallback.astype(state.fallback.dtype))
 
 
@@ -187,7 +186,7 @@ def ridge_init(
 def _ridge_update(state, idx, obs, weights):
     q = state.embeddings.shape[0]
     cap = state.buf_y.shape[0]
-    uniq, pooled, valid = _pool(idx, obs, weights, q)  # valid entries first
+    uniq, pooled, valid, _ = _pool(idx, obs, weights, q)  # valid entries first
     nv = jnp.sum(valid.astype(jnp.int32))
     k = jnp.arange(uniq.shape[0])
     keep = valid & (k >= nv - cap)  # at most the last `cap` of this batch

@@ -34,9 +34,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
-from vipcore._src._checks import check_choice
+from vipcore._src._checks import check_choice, is_concrete
 from vipcore._src.stats_core import (
     EDGINGTON_EXACT_MAX_Q,
     EdgingtonResult,
@@ -114,7 +115,7 @@ def pearson_groups(
     """
     r, m = as_groups("R", R, lengths=lengths, mask=mask)
     z, mz = as_groups("Z", Z, lengths=lengths, mask=mask)
-    if r.shape != z.shape or not bool(jnp.all(m == mz)):
+    if r.shape != z.shape or not _same(m, mz):
         raise ValueError(
             f"R and Z must have the same groups and lengths; got shapes {r.shape} "
             f"and {z.shape}"
@@ -125,10 +126,16 @@ def pearson_groups(
     check_finite_groups("Z", Z, m)
     q, n = r.shape
     shape = (bucket(q), bucket(n))
-    dt = jnp.result_type(r, z)
+    dt = jnp.promote_types(r.dtype, z.dtype)
     res = _pearson_jit(pad(r.astype(dt), shape), pad(z.astype(dt), shape),
                        pad(m, shape))
     return unpad(res, shape[0] - q, q, ("statistic", "pvalue", "df", "used"))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return bool(np.array_equal(a, b))
+    return a is b or not is_concrete(a, b) or bool(jnp.all(a == b))
 
 
 def _combine(fn, pvalues: Any, mask: Any, **kw) -> Any:

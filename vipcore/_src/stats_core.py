@@ -34,6 +34,10 @@ __all__ = [
     "edgington_masked",
     "levene_masked",
     "obrien_masked",
+    "levene_transform",
+    "obrien_transform",
+    "oneway_statistic",
+    "f_pvalue",
 ]
 
 #: Largest number of p-values (the static length of the input) for which
@@ -225,8 +229,14 @@ def edgington_masked(
     return EdgingtonResult(s, jnp.where(invalid, jnp.nan, pv), k, q_max - k)
 
 
-def _oneway(y: jax.Array, mask: jax.Array, used: jax.Array) -> VarianceTestResult:
-    """One-way ANOVA F test of the groups ``used`` (the shared second step)."""
+def oneway_statistic(
+    y: jax.Array, mask: jax.Array, used: jax.Array
+) -> VarianceTestResult:
+    """One-way ANOVA ``W`` of the groups ``used``, with ``pvalue=None``.
+
+    The second step shared by Levene and O'Brien; :func:`f_pvalue` adds the
+    p-value (kept apart so a caller can evaluate many F tails in one call).
+    """
     dt = y.dtype
     w = mask & used[..., None]
     c = _count(w).astype(dt)
@@ -239,8 +249,19 @@ def _oneway(y: jax.Array, mask: jax.Array, used: jax.Array) -> VarianceTestResul
     dfn, dfd = k - 1, n_obs - k
     ok = (dfn >= 1) & (dfd >= 1)
     stat = jnp.where(ok, (dfd.astype(dt) / dfn.astype(dt)) * (ssb / ssw), jnp.nan)
-    pv = f_sf(stat, jnp.maximum(dfn, 1).astype(dt), jnp.maximum(dfd, 1).astype(dt))
-    return VarianceTestResult(stat, pv, dfn, dfd, k, mask.shape[-2] - k)
+    return VarianceTestResult(stat, None, dfn, dfd, k, mask.shape[-2] - k)
+
+
+def f_pvalue(res: VarianceTestResult) -> VarianceTestResult:
+    """Fill in ``res.pvalue = P(F_{dfn, dfd} >= statistic)``."""
+    dt = res.statistic.dtype
+    pv = f_sf(res.statistic, jnp.maximum(res.dfn, 1).astype(dt),
+              jnp.maximum(res.dfd, 1).astype(dt))
+    return res._replace(pvalue=pv)
+
+
+def _oneway(y: jax.Array, used: jax.Array, *, mask: jax.Array) -> VarianceTestResult:
+    return f_pvalue(oneway_statistic(y, mask, used))
 
 
 def _masked_median(x: jax.Array, mask: jax.Array) -> jax.Array:
@@ -268,14 +289,20 @@ def levene_masked(
     with ``n_q < 2`` are excluded. The F law is approximate: measured sizes
     at 5% are in ``docs/stats.md`` (median: conservative; mean: liberal).
     """
+    return _oneway(*levene_transform(Z, mask, center=center), mask=mask)
+
+
+def levene_transform(
+    Z: ArrayLike, mask: ArrayLike, *, center: str = "median"
+) -> tuple[jax.Array, jax.Array]:
+    """``(Y, used)``: absolute deviations from the group centre, ``n_q >= 2``."""
     check_choice("center", center, ("median", "mean"))
     Z, mask = jnp.asarray(Z), jnp.asarray(mask)
     if center == "median":
         ctr = _masked_median(Z, mask)
     else:
         ctr = _masked_mean(Z, mask)
-    y = jnp.where(mask, jnp.abs(Z - ctr[..., None]), 0)
-    return _oneway(y, mask, _count(mask) >= 2)
+    return jnp.where(mask, jnp.abs(Z - ctr[..., None]), 0), _count(mask) >= 2
 
 
 def obrien_masked(Z: ArrayLike, mask: ArrayLike) -> VarianceTestResult:
@@ -291,6 +318,12 @@ def obrien_masked(Z: ArrayLike, mask: ArrayLike) -> VarianceTestResult:
 
     Groups with ``n_q < 3`` are excluded.
     """
+    return _oneway(*obrien_transform(Z, mask), mask=mask)
+
+
+def obrien_transform(Z: ArrayLike, mask: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """``(Y, used)``: O'Brien's transform (as ``scipy.stats.obrientransform``),
+    groups with ``n_q >= 3``."""
     Z, mask = jnp.asarray(Z), jnp.asarray(mask)
     dt = Z.dtype
     c = _count(mask)
@@ -298,4 +331,4 @@ def obrien_masked(Z: ArrayLike, mask: ArrayLike) -> VarianceTestResult:
     d2 = jnp.where(mask, (Z - _masked_mean(Z, mask)[..., None]) ** 2, 0)
     s2 = jnp.sum(d2, -1, keepdims=True) / jnp.maximum(n - 1, 1)
     y = ((n - 1.5) * n * d2 - 0.5 * s2 * (n - 1)) / jnp.maximum((n - 1) * (n - 2), 1)
-    return _oneway(jnp.where(mask, y, 0), mask, c >= 3)
+    return jnp.where(mask, y, 0), c >= 3

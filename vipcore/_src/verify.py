@@ -33,6 +33,7 @@ SECTIONS: tuple[str, ...] = (
     "vipcore._src.verify_variance",
     "vipcore._src.verify_stats",
     "vipcore._src.verify_prediction",
+    "vipcore._src.sweep_verify",
 )
 
 

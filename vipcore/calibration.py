@@ -1,0 +1,24 @@
+"""Calibration metrics: MAE, Brier score, ECE, reliability curves.
+
+See :mod:`vipcore._src.calibration` and ``docs/prediction.md``.
+"""
+
+from vipcore._src.calibration import CalibrationResult as CalibrationResult
+from vipcore._src.calibration import ReliabilityCurve as ReliabilityCurve
+from vipcore._src.calibration import brier_score as brier_score
+from vipcore._src.calibration import calibration as calibration
+from vipcore._src.calibration import (
+    expected_calibration_error as expected_calibration_error,
+)
+from vipcore._src.calibration import mean_absolute_error as mean_absolute_error
+from vipcore._src.calibration import reliability_curve as reliability_curve
+
+__all__ = [
+    "CalibrationResult",
+    "ReliabilityCurve",
+    "brier_score",
+    "calibration",
+    "expected_calibration_error",
+    "mean_absolute_error",
+    "reliability_curve",
+]
