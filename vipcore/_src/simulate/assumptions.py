@@ -162,7 +162,7 @@ def exact_slot_moments(params: Any, task: Task, *, filler_tokens: int = 0
     if t:
         zf, lf = _filler_table(params, f)
         zf = np.asarray(zf, np.float64)
-        pf = np.asarray(jnp.exp(lf), np.float64)
+        pf = np.array(jnp.exp(lf), np.float64)
         pf /= pf.sum(axis=1, keepdims=True)
         var_f = np.maximum(np.sum(pf * zf**2, 1) - np.sum(pf * zf, 1) ** 2, 0.0)
         var_z = (var_z + t * var_f) / (t + 1) ** 2

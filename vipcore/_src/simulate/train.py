@@ -220,9 +220,9 @@ def _make_dapo_step(tx, estimator: str, n: int, tokens: int):
         pos = count + jnp.cumsum(valid) - 1
         take = valid & (pos < b)
         dest = jnp.where(take, pos, b)  # index b is dropped
-        buf_ids = buf_ids.at[dest].set(ids, mode="drop")
-        buf_ys = buf_ys.at[dest].set(ys, mode="drop")
-        buf_fil = buf_fil.at[dest].set(fil, mode="drop")
+        buf_ids = buf_ids.at[dest].set(ids.astype(buf_ids.dtype), mode="drop")
+        buf_ys = buf_ys.at[dest].set(ys.astype(buf_ys.dtype), mode="drop")
+        buf_fil = buf_fil.at[dest].set(fil.astype(buf_fil.dtype), mode="drop")
         new_count = jnp.minimum(count + jnp.sum(valid), b)
         full = new_count == b
         # the update on the (possibly incomplete) buffer; applied only if full
