@@ -20,7 +20,7 @@ __all__ = ["summarize", "paired_t", "write_report"]
 
 _LABELS = {
     "uniform": "uniform n",
-    "vip": "VIP (GP + allocate)",
+    "vip": "VIP (predicted p + allocate)",
     "vip_oracle": "VIP (oracle p)",
     "inverse_accuracy": "inverse accuracy",
     "inverse_variance": "inverse variance",
@@ -279,7 +279,7 @@ def _markdown(results, summ, assumptions, figs, command, device) -> str:
              f" of {cfg['steps']} rounds).\n")
     L.append("## Results\n")
     L.append("| method | final acc (mean ± sd) | mean acc over training | "
-             "seeds reaching target | rollouts to target (median) | GP MAE | "
+             "seeds reaching target | rollouts to target (median) | predictor MAE | "
              "zero-var groups | tr Cov(g) (own policy) | Σ_q Var(G_q) by "
              "Prop 4.2/4.3 (oracle p, σ_Z = 1) |")
     L.append("|---|---|---|---|---|---|---|---|---|")
