@@ -216,7 +216,8 @@ def solve_continuous(
 
     Args:
       a: ``a_q >= 0`` (any common scale; ``4 p (1 - p)`` in the paper).
-        Values below ``eps(dtype)**2 * max(a)`` count as 0.
+        Values below ``eps(dtype)**2 * max(a)`` count as 0 (so do subnormal
+        values on accelerators that flush them to zero).
       C, L, U: budget and bounds (may be traced). Assumes
         ``B*L <= C <= B*U``; :func:`solve` checks it.
       estimator: ``"rloo"`` or ``"drgrpo"`` (static).
