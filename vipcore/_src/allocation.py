@@ -273,18 +273,18 @@ def solve_continuous(
     if estimator == "rloo":
         # Closed-form polish on the active set at lam: interior prompts have
         # n = 1 + sqrt(a / lam), so sqrt(1/lam) = (C - fixed - |I|) / sum sqrt(a_I).
-        n_mid = _n_of_lam(a, lam, Lf, Uf, estimator)
+        n_mid = _n_of_lam(a, lam, Lf, Uf, estimator, sqrt_a)
         interior = pos & (n_mid > Lf) & (n_mid < Uf)
         fixed = jnp.sum(jnp.where(interior, 0, n_mid))
         k = jnp.sum(interior).astype(dt)
-        sa = jnp.sum(jnp.where(interior, jnp.sqrt(a), 0))
+        sa = jnp.sum(jnp.where(interior, sqrt_a, 0))
         inv_sqrt = (Cf - fixed - k) / jnp.where(sa > 0, sa, 1)
         lam_polish = 1 / (inv_sqrt * inv_sqrt)
         ok = (sa > 0) & (inv_sqrt > 0) & (jnp.log(lam_polish) >= lo - 1e-3) & (
             jnp.log(lam_polish) <= hi + 1e-3
         )
         lam = jnp.where(ok, lam_polish, lam)
-    n = _n_of_lam(a, lam, Lf, Uf, estimator)
+    n = _n_of_lam(a, lam, Lf, Uf, estimator, sqrt_a)
     # Excess budget that prompts with a > 0 cannot absorb (all at U): spread
     # evenly over a == 0 prompts; the multiplier is then 0.
     s_lo = S(lam_lo)
