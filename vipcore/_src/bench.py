@@ -15,6 +15,7 @@ Results are written as JSON (device, versions, sizes, median/min/max).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import jaxlib
 import numpy as np
 
 from vipcore._src import allocation as A
@@ -40,10 +42,10 @@ def environment() -> dict[str, Any]:
         "device": str(dev.device_kind),
         "platform": dev.platform,
         "n_devices": jax.device_count(),
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "jax": jax.__version__,
-        "jaxlib": __import__("jaxlib").__version__,
+        "jaxlib": jaxlib.__version__,
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "vipcore": __version__,
