@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vipcore._src import gp  # noqa: E402
+from vipcore._src.predict import gp  # noqa: E402
 
 
 def _step_fn(block_size):

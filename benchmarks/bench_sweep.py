@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vipcore import sweep  # noqa: E402
-from vipcore._src.cli import main  # noqa: E402
+from vipcore._src.apps.cli import main  # noqa: E402
 
 
 def make_files(d: Path, prompts: int, k: int, seed: int = 0) -> dict[str, Path]:

@@ -1,7 +1,7 @@
 """What a trainer's loop looks like with vipcore's Planner (runs in seconds).
 
 Rewards are synthetic (Bernoulli draws from drifting success probabilities,
-:mod:`vipcore._src.synthetic`); in a real trainer they come from the verifier.
+:mod:`vipcore._src.apps.verify.synthetic`); in a real trainer they come from the verifier.
 Both layouts are shown: verl-style (each prompt repeated ``n_q`` times, flat
 rewards) and TRL-style (fixed group width ``U``, padded rewards + mask).
 
@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vipcore._src.synthetic import drifting_problem, success_probs  # noqa: E402
+from vipcore._src.apps.verify.synthetic import drifting_problem, success_probs  # noqa: E402
 from vipcore.planner import (  # noqa: E402
     Planner,
     group_rewards,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import vipcore
-from vipcore._src import cli
+from vipcore._src.apps import cli
 
 
 def test_all_commands_registered(capsys):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import pdist
 
-from vipcore._src import gp
+from vipcore._src.predict import gp
 
 # --------------------------------------------------------------------------
 # Independent dense float64 NumPy implementation of Algorithm 1 (SPEC §3).

@@ -7,8 +7,8 @@ from collections import deque
 import numpy as np
 import pytest
 
-from vipcore._src import calibration as cal
-from vipcore._src import predictors as pr
+from vipcore._src.predict import baselines as pr
+from vipcore._src.predict import calibration as cal
 
 
 def _stream(seed, q=20, steps=6, n=9):
@@ -152,7 +152,7 @@ def test_calibration_validates():
 def test_docstring_examples():
     import doctest
 
-    from vipcore._src import synthetic
+    from vipcore._src.apps.verify import synthetic
 
     # gp and planner examples compile several shapes; their behaviour is
     # covered by test_gp and test_planner

@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent(
     """
     import numpy as np, jax, jax.numpy as jnp
     from jax.sharding import Mesh
-    from vipcore._src import gp
+    from vipcore._src.predict import gp
 
     assert len(jax.devices()) == 4, jax.devices()
     q, d = 1024, 16

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 
 from tests.helpers import assert_allclose
-from vipcore._src.simulate import policy as pol
-from vipcore._src.simulate.assumptions import (
+from vipcore._src.apps.simulate import policy as pol
+from vipcore._src.apps.simulate.assumptions import (
     exact_slot_moments,
     mc_var_g,
     props_check,
 )
-from vipcore._src.simulate.task import make_task
-from vipcore._src.simulate.train import (
+from vipcore._src.apps.simulate.task import make_task
+from vipcore._src.apps.simulate.train import (
     METHODS,
     QUICK,
     SimConfig,
@@ -377,7 +377,7 @@ def test_props_check_output(trained):
 
 
 def test_cli_quick_run_writes_report(tmp_path, trained):
-    from vipcore._src.cli import main
+    from vipcore._src.apps.cli import main
 
     out = tmp_path / "sim"
     rc = main(["simulate", "--quick", "--steps", str(TEST_CFG.steps), "--seeds",
@@ -400,7 +400,7 @@ def test_cli_quick_run_writes_report(tmp_path, trained):
     (["--methods", "uniform,nope"], "methods"),
 ])
 def test_cli_bad_input_exits_2(tmp_path, capsys, argv, match):
-    from vipcore._src.cli import main
+    from vipcore._src.apps.cli import main
 
     rc = main(["simulate", "--quick", "--out", str(tmp_path)] + argv)
     assert rc == 2

@@ -27,8 +27,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vipcore import stats as S
-from vipcore._src.stats_dist import chi2_sf, f_sf, irwin_hall_cdf, t_sf_two_sided
-from vipcore._src.stats_sim import TESTS, simulate_pvalues
+from vipcore._src.apps.verify.stats_sim import TESTS, simulate_pvalues
+from vipcore._src.stats.distributions import (
+    chi2_sf,
+    f_sf,
+    irwin_hall_cdf,
+    t_sf_two_sided,
+)
 
 FAIL_RATE = 1e-6
 #: (rtol, atol) for p-values and statistics vs a float64 scipy oracle on the
@@ -425,7 +430,7 @@ def test_exclusions_are_counted_and_all_excluded_is_nan():
 
 def test_pure_functions_propagate_nan():
     # jitted pure functions at the (8, 8) float32 shape the eager tests compiled
-    from vipcore._src import stats as impl
+    from vipcore._src.stats import api as impl
 
     rng = np.random.default_rng(2)
     Z = rng.standard_normal((8, 8)).astype(np.float32)

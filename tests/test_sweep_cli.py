@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vipcore import sweep
-from vipcore._src.cli import main
+from vipcore._src.apps.cli import main
 
 
 def png_size(path) -> tuple[int, int]:

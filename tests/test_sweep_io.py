@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vipcore import sweep
-from vipcore._src.sweep_io import _group
+from vipcore._src.sweep.io import _group
 
 
 def _rows(seed=0, n=30, kmax=6, steps=None):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vipcore._src import sweep_verify
-from vipcore._src.report import VerifyConfig
+from vipcore._src.apps.verify import sweep as sweep_verify
+from vipcore._src.apps.verify.report import VerifyConfig
 
 
 def test_section_quick(tmp_path):

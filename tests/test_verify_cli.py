@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from vipcore._src import verify_variance as vv
-from vipcore._src.cli import main
+from vipcore._src.apps.cli import main
+from vipcore._src.apps.verify import variance as vv
 
 
 def test_verify_quick_end_to_end(tmp_path, capsys):

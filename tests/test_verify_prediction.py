@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from vipcore._src import synthetic
-from vipcore._src.report import VerifyConfig
-from vipcore._src.verify_prediction import section
+from vipcore._src.apps.verify import synthetic
+from vipcore._src.apps.verify.prediction import section
+from vipcore._src.apps.verify.report import VerifyConfig
 
 
 @pytest.fixture(scope="module")

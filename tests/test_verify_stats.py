@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import scipy.stats as ss
 
-from vipcore._src import verify_stats as V
-from vipcore._src.report import VerifyConfig
-from vipcore._src.stats_sim import TESTS
-from vipcore._src.verify import run_verify
+from vipcore._src.apps.verify import stats as V
+from vipcore._src.apps.verify.report import VerifyConfig
+from vipcore._src.apps.verify.runner import run_verify
+from vipcore._src.apps.verify.stats_sim import TESTS
 
 
 def test_quick_section_passes_and_writes_report(tmp_path):
     ok, results = run_verify(out=tmp_path, mode="quick",
-                             sections=("vipcore._src.verify_stats",))
+                             sections=("vipcore._src.apps.verify.stats",))
     (res,) = results
     assert ok and res.passed, [c for c in res.checks if not c.passed]
     names = [c.name for c in res.checks]
@@ -84,5 +84,5 @@ def test_binomial_z_matches_scipy_tails(t):
 @pytest.mark.slow
 def test_default_section_passes(tmp_path):
     ok, (res,) = run_verify(out=tmp_path, mode="default",
-                            sections=("vipcore._src.verify_stats",))
+                            sections=("vipcore._src.apps.verify.stats",))
     assert ok, [c for c in res.checks if not c.passed]

@@ -14,8 +14,9 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from vipcore._src import verify_variance as vv
-from vipcore._src.report import VerifyConfig, bonferroni_z
+from vipcore._src.apps.verify import variance as vv
+from vipcore._src.apps.verify.report import VerifyConfig, bonferroni_z
+from vipcore._src.variance import grpo_gradient_variance, zero_variance_probability
 
 
 def _run(tmp_path, seed=0, **kw):
@@ -158,7 +159,7 @@ def test_trial_multiplier():
         for n in (2, 3, 4, 8, 64):
             m = vv._trial_multiplier(p, n, "pm1")
             assert m in (1, 2, 4, 8, 16)
-            q = vv._nondegenerate(p, n)
+            q = 1 - float(zero_variance_probability(p, n))
             assert m == 16 or m * q >= 0.1
             assert m == 1 or (m // 2) * q < 0.1
     assert vv._trial_multiplier(0.01, 2, "gaussian") == 1
@@ -178,9 +179,9 @@ def test_grpo_variance_limits():
     # eps -> 0 limit: sigma^2/n * P(group not constant)
     for p, n in ((0.3, 4), (0.01, 2), (0.5, 16)):
         approx = (1 - p**n - (1 - p) ** n) / n
-        assert vv.grpo_variance(p, n, 1.0, eps=0.0) == pytest.approx(approx, rel=1e-12)
-    assert vv.grpo_variance(0.0, 5) == 0.0
-    assert math.isfinite(vv.grpo_variance(0.5, 64))
+        assert float(grpo_gradient_variance(p, n, eps=0.0)) == pytest.approx(approx, rel=1e-12)
+    assert float(grpo_gradient_variance(0.0, 5)) == 0.0
+    assert math.isfinite(float(grpo_gradient_variance(0.5, 64)))
 
 
 def test_estimate_twin_on_constant_draws():

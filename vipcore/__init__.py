@@ -1,7 +1,12 @@
 """vipcore: variance-aware rollout allocation for GRPO-style RL trainers.
 
 The public surface is re-exported here; implementations live in
-``vipcore._src``.
+``vipcore._src``. Importing vipcore loads only the numerical core: the
+command line, ``vipcore.simulate`` and the plotting code load on first use.
+
+Reference: Nguyen, Ma, She, Nguyen, Zhao and Nguyen (2025), "Adaptive Rollout
+Allocation for Online Reinforcement Learning with Verifiable Rewards" (the
+VIP method).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -10,10 +15,13 @@ from vipcore import calibration as calibration
 from vipcore import gp as gp
 from vipcore import montecarlo as montecarlo
 from vipcore import planner as planner
+from vipcore import predict as predict
 from vipcore import predictors as predictors
 from vipcore import stats as stats
 from vipcore import sweep as sweep
+from vipcore._src.allocation import ALLOCATORS as ALLOCATORS
 from vipcore._src.allocation import Allocation as Allocation
+from vipcore._src.allocation import AllocationStatus as AllocationStatus
 from vipcore._src.allocation import allocate as allocate
 from vipcore._src.allocation import (
     allocate_inverse_accuracy as allocate_inverse_accuracy,
@@ -23,6 +31,8 @@ from vipcore._src.allocation import (
 )
 from vipcore._src.allocation import allocate_uniform as allocate_uniform
 from vipcore._src.allocation import allocation_objective as allocation_objective
+from vipcore._src.allocation import get_allocator as get_allocator
+from vipcore._src.allocation import register_allocator as register_allocator
 from vipcore._src.allocation import round_allocation as round_allocation
 from vipcore._src.allocation import solve as solve_allocation
 from vipcore._src.allocation import solve_continuous as solve_continuous
@@ -33,7 +43,11 @@ from vipcore._src.variance import gradient_variance as gradient_variance
 from vipcore._src.variance import (
     gradient_variance_continuous as gradient_variance_continuous,
 )
+from vipcore._src.variance import grpo_gradient_variance as grpo_gradient_variance
 from vipcore._src.variance import variance_factor as variance_factor
+from vipcore._src.variance import (
+    zero_variance_probability as zero_variance_probability,
+)
 
 try:
     __version__ = version("vipcore")
@@ -41,7 +55,9 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.1.0+src"
 
 __all__ = [
+    "ALLOCATORS",
     "Allocation",
+    "AllocationStatus",
     "ESTIMATORS",
     "Planner",
     "advantages",
@@ -51,16 +67,21 @@ __all__ = [
     "allocate_uniform",
     "allocation_objective",
     "calibration",
+    "get_allocator",
     "gp",
     "gradient_variance",
     "gradient_variance_continuous",
+    "grpo_gradient_variance",
     "montecarlo",
     "planner",
+    "predict",
     "predictors",
+    "register_allocator",
     "round_allocation",
     "solve_allocation",
     "solve_continuous",
     "stats",
     "sweep",
     "variance_factor",
+    "zero_variance_probability",
 ]

@@ -1,5 +1,5 @@
 import sys
 
-from vipcore._src.cli import main
+from vipcore._src.apps.cli import main
 
 sys.exit(main())

@@ -1,17 +1,17 @@
 """Calibration metrics: MAE, Brier score, ECE, reliability curves.
 
-See :mod:`vipcore._src.calibration` and ``docs/prediction.md``.
+See :mod:`vipcore._src.predict.calibration` and ``docs/prediction.md``.
 """
 
-from vipcore._src.calibration import CalibrationResult as CalibrationResult
-from vipcore._src.calibration import ReliabilityCurve as ReliabilityCurve
-from vipcore._src.calibration import brier_score as brier_score
-from vipcore._src.calibration import calibration as calibration
-from vipcore._src.calibration import (
+from vipcore._src.predict.calibration import CalibrationResult as CalibrationResult
+from vipcore._src.predict.calibration import ReliabilityCurve as ReliabilityCurve
+from vipcore._src.predict.calibration import brier_score as brier_score
+from vipcore._src.predict.calibration import calibration as calibration
+from vipcore._src.predict.calibration import (
     expected_calibration_error as expected_calibration_error,
 )
-from vipcore._src.calibration import mean_absolute_error as mean_absolute_error
-from vipcore._src.calibration import reliability_curve as reliability_curve
+from vipcore._src.predict.calibration import mean_absolute_error as mean_absolute_error
+from vipcore._src.predict.calibration import reliability_curve as reliability_curve
 
 __all__ = [
     "CalibrationResult",

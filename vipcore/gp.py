@@ -1,22 +1,22 @@
 """Recursive Gaussian-process prediction of success probabilities (Algorithm 1).
 
-See :mod:`vipcore._src.gp` and ``docs/prediction.md``.
+See :mod:`vipcore._src.predict.gp` and ``docs/prediction.md``.
 """
 
-from vipcore._src.gp import LINKS as LINKS
-from vipcore._src.gp import NOISE_MODELS as NOISE_MODELS
-from vipcore._src.gp import GPState as GPState
-from vipcore._src.gp import bucket_size as bucket_size
-from vipcore._src.gp import default_jitter as default_jitter
-from vipcore._src.gp import init as init
-from vipcore._src.gp import latent_observation as latent_observation
-from vipcore._src.gp import median_bandwidth as median_bandwidth
-from vipcore._src.gp import posterior_variance as posterior_variance
-from vipcore._src.gp import predict as predict
-from vipcore._src.gp import rbf_kernel as rbf_kernel
-from vipcore._src.gp import shard as shard
-from vipcore._src.gp import update as update
-from vipcore._src.gp import update_step as update_step
+from vipcore._src.predict.gp import LINKS as LINKS
+from vipcore._src.predict.gp import NOISE_MODELS as NOISE_MODELS
+from vipcore._src.predict.gp import GPState as GPState
+from vipcore._src.predict.gp import bucket_size as bucket_size
+from vipcore._src.predict.gp import default_jitter as default_jitter
+from vipcore._src.predict.gp import init as init
+from vipcore._src.predict.gp import latent_observation as latent_observation
+from vipcore._src.predict.gp import median_bandwidth as median_bandwidth
+from vipcore._src.predict.gp import posterior_variance as posterior_variance
+from vipcore._src.predict.gp import predict as predict
+from vipcore._src.predict.gp import rbf_kernel as rbf_kernel
+from vipcore._src.predict.gp import shard as shard
+from vipcore._src.predict.gp import update as update
+from vipcore._src.predict.gp import update_step as update_step
 
 __all__ = [
     "LINKS",

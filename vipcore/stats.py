@@ -5,25 +5,25 @@ are pure and jittable on padded arrays, for use inside ``jit``/``vmap``.
 See ``docs/stats.md``.
 """
 
-from vipcore._src.stats import EDGINGTON_EXACT_MAX_Q as EDGINGTON_EXACT_MAX_Q
-from vipcore._src.stats import EdgingtonResult as EdgingtonResult
-from vipcore._src.stats import FisherResult as FisherResult
-from vipcore._src.stats import PearsonGroupsResult as PearsonGroupsResult
-from vipcore._src.stats import VarianceTestResult as VarianceTestResult
-from vipcore._src.stats import edgington as edgington
-from vipcore._src.stats import edgington_masked as edgington_masked
-from vipcore._src.stats import fisher as fisher
-from vipcore._src.stats import fisher_masked as fisher_masked
-from vipcore._src.stats import levene as levene
-from vipcore._src.stats import levene_masked as levene_masked
-from vipcore._src.stats import obrien as obrien
-from vipcore._src.stats import obrien_masked as obrien_masked
-from vipcore._src.stats import pearson_groups as pearson_groups
-from vipcore._src.stats import pearson_masked as pearson_masked
-from vipcore._src.stats_dist import chi2_sf as chi2_sf
-from vipcore._src.stats_dist import f_sf as f_sf
-from vipcore._src.stats_dist import irwin_hall_cdf as irwin_hall_cdf
-from vipcore._src.stats_dist import t_sf_two_sided as t_sf_two_sided
+from vipcore._src.stats.api import EDGINGTON_EXACT_MAX_Q as EDGINGTON_EXACT_MAX_Q
+from vipcore._src.stats.api import EdgingtonResult as EdgingtonResult
+from vipcore._src.stats.api import FisherResult as FisherResult
+from vipcore._src.stats.api import PearsonGroupsResult as PearsonGroupsResult
+from vipcore._src.stats.api import VarianceTestResult as VarianceTestResult
+from vipcore._src.stats.api import edgington as edgington
+from vipcore._src.stats.api import edgington_masked as edgington_masked
+from vipcore._src.stats.api import fisher as fisher
+from vipcore._src.stats.api import fisher_masked as fisher_masked
+from vipcore._src.stats.api import levene as levene
+from vipcore._src.stats.api import levene_masked as levene_masked
+from vipcore._src.stats.api import obrien as obrien
+from vipcore._src.stats.api import obrien_masked as obrien_masked
+from vipcore._src.stats.api import pearson_groups as pearson_groups
+from vipcore._src.stats.api import pearson_masked as pearson_masked
+from vipcore._src.stats.distributions import chi2_sf as chi2_sf
+from vipcore._src.stats.distributions import f_sf as f_sf
+from vipcore._src.stats.distributions import irwin_hall_cdf as irwin_hall_cdf
+from vipcore._src.stats.distributions import t_sf_two_sided as t_sf_two_sided
 
 __all__ = [
     "EDGINGTON_EXACT_MAX_Q",

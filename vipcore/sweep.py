@@ -6,36 +6,36 @@ handle JSONL/CSV/Parquet files; :func:`run_sweep` scores samples with a
 callable and can resume an interrupted sweep.
 """
 
-from vipcore._src.cli_sweep import format_summary as format_summary
-from vipcore._src.cli_sweep import summarize as summarize
-from vipcore._src.sweep import BUCKETS as BUCKETS
-from vipcore._src.sweep import THRESHOLDS as THRESHOLDS
-from vipcore._src.sweep import Advice as Advice
-from vipcore._src.sweep import Potential as Potential
-from vipcore._src.sweep import PromptMetrics as PromptMetrics
-from vipcore._src.sweep import SweepReport as SweepReport
-from vipcore._src.sweep import ZeroStd as ZeroStd
-from vipcore._src.sweep import advise as advise
-from vipcore._src.sweep import analyze as analyze
-from vipcore._src.sweep import as_ragged as as_ragged
-from vipcore._src.sweep import assign_buckets as assign_buckets
-from vipcore._src.sweep import bucket_counts as bucket_counts
-from vipcore._src.sweep import bucket_transitions as bucket_transitions
-from vipcore._src.sweep import frac_reward_zero_std as frac_reward_zero_std
-from vipcore._src.sweep import high_variance as high_variance
-from vipcore._src.sweep import improvement_potential as improvement_potential
-from vipcore._src.sweep import miss_probability as miss_probability
-from vipcore._src.sweep import prompt_metrics as prompt_metrics
-from vipcore._src.sweep import rollouts_for_miss_rate as rollouts_for_miss_rate
-from vipcore._src.sweep import zero_std_probability as zero_std_probability
-from vipcore._src.sweep_io import SweepData as SweepData
-from vipcore._src.sweep_io import demo_data as demo_data
-from vipcore._src.sweep_io import read_scores as read_scores
-from vipcore._src.sweep_io import run_sweep as run_sweep
-from vipcore._src.sweep_io import select_step as select_step
-from vipcore._src.sweep_plots import plot_pass_rate_hist as plot_pass_rate_hist
-from vipcore._src.sweep_plots import plot_transitions as plot_transitions
-from vipcore._src.sweep_plots import plot_variance as plot_variance
+from vipcore._src.sweep.analysis import BUCKETS as BUCKETS
+from vipcore._src.sweep.analysis import THRESHOLDS as THRESHOLDS
+from vipcore._src.sweep.analysis import Advice as Advice
+from vipcore._src.sweep.analysis import Potential as Potential
+from vipcore._src.sweep.analysis import PromptMetrics as PromptMetrics
+from vipcore._src.sweep.analysis import SweepReport as SweepReport
+from vipcore._src.sweep.analysis import ZeroStd as ZeroStd
+from vipcore._src.sweep.analysis import advise as advise
+from vipcore._src.sweep.analysis import analyze as analyze
+from vipcore._src.sweep.analysis import as_ragged as as_ragged
+from vipcore._src.sweep.analysis import assign_buckets as assign_buckets
+from vipcore._src.sweep.analysis import bucket_counts as bucket_counts
+from vipcore._src.sweep.analysis import bucket_transitions as bucket_transitions
+from vipcore._src.sweep.analysis import frac_reward_zero_std as frac_reward_zero_std
+from vipcore._src.sweep.analysis import high_variance as high_variance
+from vipcore._src.sweep.analysis import improvement_potential as improvement_potential
+from vipcore._src.sweep.analysis import miss_probability as miss_probability
+from vipcore._src.sweep.analysis import prompt_metrics as prompt_metrics
+from vipcore._src.sweep.analysis import rollouts_for_miss_rate as rollouts_for_miss_rate
+from vipcore._src.sweep.analysis import zero_std_probability as zero_std_probability
+from vipcore._src.sweep.io import SweepData as SweepData
+from vipcore._src.sweep.io import demo_data as demo_data
+from vipcore._src.sweep.io import read_scores as read_scores
+from vipcore._src.sweep.io import run_sweep as run_sweep
+from vipcore._src.sweep.io import select_step as select_step
+from vipcore._src.sweep.plots import plot_pass_rate_hist as plot_pass_rate_hist
+from vipcore._src.sweep.plots import plot_transitions as plot_transitions
+from vipcore._src.sweep.plots import plot_variance as plot_variance
+from vipcore._src.sweep.summary import format_summary as format_summary
+from vipcore._src.sweep.summary import summarize as summarize
 
 __all__ = [
     "BUCKETS",

@@ -20,6 +20,7 @@ __all__ = [
     "check_probabilities",
     "check_int",
     "as_float_array",
+    "as_numpy_float",
 ]
 
 
@@ -104,3 +105,26 @@ def as_float_array(name: str, x: Any) -> jax.Array:
     elif jnp.finfo(arr.dtype).bits < 32:
         arr = arr.astype(jnp.float32)
     return arr
+
+
+def as_numpy_float(name: str, x: Any) -> np.ndarray:
+    """A NumPy floating array in the input's own precision, for validation.
+
+    Floating inputs keep their dtype (float16/bfloat16 become float32), so a
+    range check sees the value the user passed, before any cast; integer and
+    bool inputs become the default JAX float dtype. Anything else (text,
+    complex, objects) raises ``ValueError`` naming ``name``.
+    """
+    import jax.numpy as jnp
+
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be array-like of numbers: {err}") from None
+    if arr.dtype.kind == "f" or arr.dtype == jnp.bfloat16:
+        if arr.dtype.itemsize < 4:
+            arr = arr.astype(np.float32)
+        return arr
+    if arr.dtype.kind in "iub":
+        return arr.astype(jnp.result_type(float))
+    raise ValueError(f"{name} must be numeric; got dtype {arr.dtype}")

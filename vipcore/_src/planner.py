@@ -1,7 +1,7 @@
 r"""The trainer-facing planner: predict, allocate, observe, save.
 
 A :class:`Planner` is a small stateful object over the pure functions of
-:mod:`vipcore._src.gp` (or a baseline from :mod:`vipcore._src.predictors`)
+:mod:`vipcore._src.predict.gp` (or a baseline from :mod:`vipcore._src.predict.baselines`)
 and the allocator (:func:`vipcore._src.allocation.allocate`). A trainer's
 step looks like::
 
@@ -64,9 +64,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from vipcore._src import gp as _gp
-from vipcore._src import predictors as _pr
 from vipcore._src._checks import check_choice, check_int
+from vipcore._src.predict import gp as _gp
+from vipcore._src.predict._batch import prepare_batch
+from vipcore._src.predict.registry import PREDICTORS, get_predictor
 from vipcore._src.variance import ESTIMATORS
 
 __all__ = [
@@ -79,7 +80,6 @@ __all__ = [
     "FORMAT_VERSION",
 ]
 
-PREDICTORS = ("gp", "moving_average", "ridge")
 REWARDS = ("binary", "continuous")
 FORMAT = "vipcore.planner"
 FORMAT_VERSION = 1
@@ -126,14 +126,6 @@ def group_rewards(flat_rewards: ArrayLike, counts: ArrayLike) -> list[np.ndarray
             f"got shape {r.shape}"
         )
     return np.split(r, np.cumsum(c)[:-1])
-
-
-# ---------------------------------------------------------------- adapters
-
-
-def _state_cls(predictor):
-    return {"gp": _gp.GPState, "moving_average": _pr.MovingAverageState,
-            "ridge": _pr.RidgeState}[predictor]
 
 
 class Planner:
@@ -190,7 +182,7 @@ class Planner:
         seed: int = 0,
     ):
         check_choice("estimator", estimator, ESTIMATORS)
-        check_choice("predictor", predictor, PREDICTORS)
+        get_predictor(predictor)  # raises for an unknown name
         check_choice("reward", reward, REWARDS)
         check_choice("noise", noise, _gp.NOISE_MODELS)
         if noise != "none" and reward != "binary":
@@ -213,24 +205,8 @@ class Planner:
             ridge_lam=float(ridge_lam), seed=int(seed),
         )
         self._set_ids(ids, q)
-        if predictor == "gp":
-            self._state = _gp.init(
-                emb, bandwidth=bandwidth, prior_mean=prior_mean,
-                seed=seed,
-            )
-        elif predictor == "moving_average":
-            self._state = _pr.moving_average_init(
-                q, window=window, dtype=emb.dtype,
-                prior=0.5 if reward == "binary" else 0.0,
-            )
-            self._emb = emb
-        else:
-            self._state = _pr.ridge_init(
-                emb, capacity=ridge_capacity, lam=ridge_lam,
-                prior=0.5 if reward == "binary" else 0.0,
-            )
-        if predictor != "moving_average":
-            self._emb = None
+        self._build_predictor()
+        self._state = self._predictor.init(q, emb)
         self._metrics: dict[str, float] = {}
         self._last_plan: tuple[np.ndarray, np.ndarray] | None = None
         self.step = 0
@@ -261,18 +237,22 @@ class Planner:
             return int(i)
         raise ValueError(f"prompt ids must be strings or integers; got {i!r}")
 
+    def _build_predictor(self):
+        """The configured :class:`~vipcore.predict.Predictor` from the registry."""
+        cfg = self._config
+        spec = get_predictor(cfg["predictor"])
+        opts = {fk: cfg[pk] for pk, fk in spec.options.items()}
+        self._spec = spec
+        self._predictor = spec.factory(link=self._link, **opts)
+
     @property
     def num_prompts(self) -> int:
         """``Q``."""
         return int(self._state_q())
 
     def _state_q(self):
-        s = self._state
-        if isinstance(s, _gp.GPState):
-            return s.mean.shape[0]
-        if isinstance(s, _pr.MovingAverageState):
-            return s.history.shape[0]
-        return s.embeddings.shape[0]
+        # Every registered state stores a per-prompt array as its first field.
+        return np.shape(self._state[0])[0]
 
     def index(self, prompt_ids: Sequence[Any] | ArrayLike) -> np.ndarray:
         """Rows of ``prompt_ids`` (raises naming the first unknown id)."""
@@ -304,13 +284,7 @@ class Planner:
     def predict(self, prompt_ids) -> np.ndarray:
         """Predicted success probabilities (binary) or reward variances."""
         rows = self.index(prompt_ids)
-        pred = self._config["predictor"]
-        if pred == "gp":
-            out = _gp.predict(self._state, rows, link=self._link)
-        elif pred == "moving_average":
-            out = _pr.moving_average_predict(self._state, rows)
-        else:
-            out = _pr.ridge_predict(self._state, rows, link=self._link)
+        out = self._predictor.predict(self._state, jnp.asarray(rows))
         return np.asarray(out, np.float64)
 
     # ------------------------------------------------------------ plan
@@ -408,19 +382,10 @@ class Planner:
         return dict(self._metrics)
 
     def _update(self, rows, obs, w):
-        cfg = self._config
-        pred = cfg["predictor"]
-        if pred == "gp":
-            self._state = _gp.update(self._state, rows, obs, weights=w,
-                                     link=self._link, eps=cfg["eps"],
-                                     noise=cfg.get("noise", "none"),
-                                     block_size=cfg["block_size"])
-        elif pred == "moving_average":
-            self._state = _pr.moving_average_update(self._state, rows, obs,
-                                                    weights=w, link=self._link)
-        else:
-            self._state = _pr.ridge_update(self._state, rows, obs, weights=w,
-                                           link=self._link)
+        dtype = jnp.asarray(self._state[0]).dtype
+        batch = prepare_batch(self._state_q(), rows, obs, w, self._link, dtype)
+        if batch is not None:
+            self._state = self._predictor.update(self._state, *batch)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -438,7 +403,7 @@ class Planner:
 
         Format (version :data:`FORMAT_VERSION`): an uncompressed NumPy
         ``.npz`` without pickles: one array ``state.<field>`` per state field
-        (plus ``embeddings`` for the moving average) and ``meta``, a UTF-8
+        and ``meta``, a UTF-8
         JSON document ``{"format", "version", "predictor", "config", "ids",
         "step", "fields"}``. It is written to a temporary file in the same
         directory and renamed over ``path`` (``os.replace``), so a crash never
@@ -452,8 +417,6 @@ class Planner:
                 continue
             arrays[f"state.{name}"] = np.asarray(val)
             fields.append(name)
-        if self._emb is not None:
-            arrays["embeddings"] = np.asarray(self._emb)
         meta = dict(format=FORMAT, version=FORMAT_VERSION,
                     predictor=self._config["predictor"], config=self._config,
                     ids=self._ids, step=self.step, fields=fields)
@@ -500,47 +463,31 @@ class Planner:
         pred = meta.get("predictor")
         if pred not in PREDICTORS:
             raise ValueError(f"{path}: unknown predictor {pred!r}")
-        scls = _state_cls(pred)
+        spec = get_predictor(pred)
+        scls = spec.state_type
         fields = {}
         for name in scls._fields:
             key = f"state.{name}"
             if key in data:
                 fields[name] = jnp.asarray(data[key])
-            elif name != "kernel":
+            elif scls._field_defaults.get(name, ...) is not None:
                 raise ValueError(f"{path}: missing array {key!r}")
         state = scls(**fields)
         self = cls.__new__(cls)
         self._config = dict(meta["config"])
         self._state = state
-        self._emb = data.get("embeddings")
-        if pred == "moving_average" and self._emb is None:
-            raise ValueError(f"{path}: missing array 'embeddings'")
+        if not spec.check_state(state):
+            raise ValueError(f"{path}: inconsistent array shapes in the saved state")
+        self._build_predictor()
         q = self._state_q()
         try:
             self._set_ids(meta.get("ids"), q)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
-        _check_state_shapes(path, pred, state)
         self._metrics = {}
         self._last_plan = None
         self.step = int(meta.get("step", 0))
         return self
-
-
-def _check_state_shapes(path, pred, s):
-    if pred == "gp":
-        q = s.mean.shape[0]
-        ok = (s.embeddings.ndim == 2 and s.embeddings.shape[0] == q
-              and s.sq_norms.shape == (q,) and s.bandwidth.shape == ()
-              and (s.kernel is None or s.kernel.shape == (q, q)))
-    elif pred == "moving_average":
-        ok = s.history.ndim == 2 and s.count.shape == s.history.shape[:1]
-    else:
-        n = s.buf_y.shape[0]
-        ok = (s.buf_idx.shape == (n,) and s.buf_valid.shape == (n,)
-              and s.coef.shape == s.embeddings.shape[1:])
-    if not ok:
-        raise ValueError(f"{path}: inconsistent array shapes in the saved state")
 
 
 def _groups(rewards, mask, b):
@@ -593,7 +540,7 @@ def _binary_counts(groups):
 
 
 def _plan_metrics(pred, a, counts, budget, cfg):
-    from vipcore._src.variance import variance_factor
+    from vipcore._src.variance import variance_factor, zero_variance_probability
 
     est = cfg["estimator"]
     n = counts.astype(np.float64)
@@ -606,7 +553,7 @@ def _plan_metrics(pred, a, counts, budget, cfg):
     if cfg["reward"] == "binary":
         p = np.clip(pred, 0, 1)
         out["vip/pred_mean_p"] = float(p.mean())
-        out["vip/pred_frac_zero_std"] = float(np.mean(p**n + (1 - p) ** n))
+        out["vip/pred_frac_zero_std"] = float(np.mean(zero_variance_probability(p, n)))
     else:
         out["vip/pred_mean_var"] = float(np.mean(a))
     c = np.asarray(variance_factor(n, est), np.float64)

@@ -13,9 +13,11 @@ Conventions
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from vipcore._src._checks import as_float_array, check_choice, check_probabilities
@@ -27,6 +29,8 @@ __all__ = [
     "gradient_variance_continuous",
     "variance_factor",
     "advantages",
+    "zero_variance_probability",
+    "grpo_gradient_variance",
 ]
 
 #: Estimators with a closed-form gradient variance (Props 4.2/4.3, E.1/E.2).
@@ -192,3 +196,75 @@ def advantages(
                 f"mask must have the shape of rewards {r.shape}; got {m.shape}"
             )
     return _advantages(r, m, jnp.asarray(eps, r.dtype), estimator, ddof)
+
+
+def zero_variance_probability(p: ArrayLike, n: ArrayLike) -> np.ndarray:
+    r"""Probability that ``n`` Bernoulli(``p``) rewards are all equal.
+
+    .. math:: P(\text{all equal}) = p^n + (1 - p)^n .
+
+    Such a group has zero reward variance and contributes no gradient under
+    GRPO, Dr. GRPO and RLOO (TRL logs its share as ``frac_reward_zero_std``).
+    NumPy float64, broadcasting over ``p`` and ``n``.
+
+    >>> float(zero_variance_probability(0.5, 4))
+    0.125
+    """
+    p = np.asarray(p, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    return p**n + (1 - p) ** n
+
+
+def grpo_gradient_variance(
+    p: ArrayLike,
+    n: int,
+    *,
+    ddof: int = 0,
+    sigma_z2: float = 1.0,
+    eps: float = 1e-6,
+) -> np.ndarray:
+    r"""Exact ``Var(G)`` for GRPO (std-normalised advantages), ±1 rewards.
+
+    Under Assumption 4.1, ``Var(G) = sigma_Z^2 / n^2 * E[sum_j A_j^2]``. With
+    ``k`` successes the population variance of the rewards is
+    ``s_0^2 = 4 k (n - k) / n^2``, the std used is
+    ``s = s_0 sqrt(n / (n - ddof))``, and ``sum_j A_j^2 = n s_0^2 / (s + eps)^2``,
+    so, summing over the binomial distribution of ``k``,
+
+    .. math::
+
+        \mathrm{Var}(G) = \frac{\sigma_Z^2}{n}
+          \sum_{k=0}^{n} \binom{n}{k} p^k (1-p)^{n-k}
+          \frac{s_{0,k}^2}{(s_k + \epsilon)^2}
+        \xrightarrow{\epsilon \to 0} \sigma_Z^2\,\frac{n - d}{n^2}
+          \big(1 - p^n - (1-p)^n\big),
+
+    with ``d = ddof``. A constant group has ``A = 0 / (0 + eps) = 0``. Not
+    monotone in ``n``: small groups are all-equal more often. NumPy float64,
+    vectorised over ``p``.
+
+    >>> round(float(grpo_gradient_variance(0.5, 4, eps=0.0)), 6)  # (1 - 2/16)/4
+    0.21875
+    """
+    if isinstance(n, bool) or int(n) != n or n < 2:
+        raise ValueError(f"n must be an integer >= 2; got {n!r}")
+    if ddof not in (0, 1):
+        raise ValueError(f"ddof must be 0 (population) or 1 (sample); got {ddof!r}")
+    if not (eps >= 0 and math.isfinite(eps)):
+        raise ValueError(f"eps must be finite and >= 0; got {eps!r}")
+    n = int(n)
+    p = np.asarray(p, dtype=np.float64)
+    check_probabilities("p", p)
+    k = np.arange(n + 1, dtype=np.float64)
+    logc = np.array([math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
+                     for j in range(n + 1)])
+    pk = p[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pmf = np.exp(logc + k * np.log(pk) + (n - k) * np.log1p(-pk))
+    pmf = np.where(np.isnan(pmf), 0.0, pmf)
+    pmf = np.where((pk == 0) & (k == 0) | (pk == 1) & (k == n), 1.0, pmf)
+    s0 = np.sqrt(4 * k * (n - k)) / n
+    s = s0 * math.sqrt(n / (n - ddof))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(s0 > 0, s0**2 / (s + eps) ** 2, 0.0)
+    return sigma_z2 / n * np.sum(pmf * ratio, axis=-1)

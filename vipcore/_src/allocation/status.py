@@ -1,0 +1,225 @@
+"""Allocation status codes and the one rule table behind them.
+
+The exact allocator has two faces: :func:`vipcore.solve_allocation` runs under
+``jit``/``vmap`` and reports a problem as a status code, and
+:func:`vipcore.allocate` validates eagerly and raises ``ValueError``. Both
+evaluate the same ordered :data:`RULES`, so the two cannot drift apart: the
+first rule an input violates decides the code (traced) or the message
+(eager). This is the pattern of optimistix's ``RESULTS``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "AllocationStatus",
+    "MIN_LOWER",
+    "INT32_MAX",
+    "Rule",
+    "RULES",
+    "traced_status",
+    "check_allocation_args",
+]
+
+#: Largest budget or bound the solver represents (its counts are ``int32``).
+INT32_MAX = 2**31 - 1
+
+#: Smallest lower bound for which each objective is convex (``None``: the
+#: heuristic baselines, which need at least one rollout per prompt).
+MIN_LOWER = {"rloo": 2, "drgrpo": 3, None: 1}
+
+
+class AllocationStatus(enum.IntEnum):
+    """Why an allocation could not be computed (``Allocation.status``).
+
+    ``int(status) == 0`` means success; every other code comes with a
+    :attr:`message`. Codes are stable integers, so a batched caller can test
+    ``res.status == vipcore.AllocationStatus.INFEASIBLE`` under ``vmap``.
+    """
+
+    OK = 0
+    #: ``C < B*L`` or ``C > B*U``: no integer allocation satisfies the bounds.
+    INFEASIBLE = 1
+    #: ``L`` or ``U`` is not an integer in range, ``L > U``, or ``L`` is below
+    #: the estimator's minimum (:data:`MIN_LOWER`).
+    BAD_BOUNDS = 2
+    #: some ``p_hat`` is NaN or outside [0, 1].
+    BAD_P = 3
+    #: ``C`` is not a finite integer in ``[0, 2**31)``.
+    BAD_BUDGET = 4
+
+    @property
+    def message(self) -> str:
+        """A one-line description of the code."""
+        return _MESSAGES[self]
+
+
+_MESSAGES = {
+    AllocationStatus.OK: "ok",
+    AllocationStatus.INFEASIBLE: "the budget C lies outside [B*L, B*U]",
+    AllocationStatus.BAD_BOUNDS: (
+        "L and U must be integers with MIN_LOWER[estimator] <= L <= U < 2**31"
+    ),
+    AllocationStatus.BAD_P: "p_hat must lie in [0, 1] and contain no NaN",
+    AllocationStatus.BAD_BUDGET: "C must be a finite integer in [0, 2**31)",
+}
+
+
+class _Args(NamedTuple):
+    """What the rules see: arrays under ``jit``, NumPy/Python values eagerly."""
+
+    p: Any
+    valid: Any
+    B: Any
+    C: Any
+    L: Any
+    U: Any
+    estimator: str | None
+
+
+def _is_int32(xp, x):
+    """``x`` is a finite integer in ``[0, 2**31)`` (exact for ints and floats)."""
+    return xp.isfinite(x) & (xp.floor(x) == x) & (x >= 0) & (x <= INT32_MAX)
+
+
+def _bad_p(xp, a: _Args):
+    ok = (a.p >= 0) & (a.p <= 1)  # NaN compares false
+    return ~xp.all(ok | ~a.valid)
+
+
+def _bad_budget(xp, a: _Args):
+    return ~_is_int32(xp, a.C)
+
+
+def _bad_lower(xp, a: _Args):
+    return ~_is_int32(xp, a.L) | (a.L < MIN_LOWER[a.estimator])
+
+
+def _bad_upper(xp, a: _Args):
+    return ~_is_int32(xp, a.U) | (a.U < a.L)
+
+
+def _infeasible(xp, a: _Args):
+    # C < B L  <=>  C // B < L, and C > B U  <=>  ceil(C / B) > U, for B > 0:
+    # no product that could overflow int32 under jit, exact for integers.
+    B = xp.maximum(a.B, 1)
+    return (a.C // B < a.L) | (-(-a.C // B) > a.U)
+
+
+def _explain_p(a: _Args) -> str:
+    p = np.asarray(a.p)[np.asarray(a.valid, bool)]
+    nan = np.isnan(p)
+    if nan.any():
+        return f"p_hat must not contain NaN (first NaN at index {int(np.argmax(nan))})"
+    bad = int(np.argmax((p < 0) | (p > 1)))
+    return f"p_hat must lie in [0, 1]; got {float(p[bad]):.10g} at index {bad}"
+
+
+def _explain_budget(a: _Args) -> str:
+    return f"C must be an integer in [0, 2**31); got C={a.C!r}"
+
+
+def _explain_lower(a: _Args) -> str:
+    lo = MIN_LOWER[a.estimator]
+    if not _is_int32(np, np.float64(a.L)):
+        return f"L must be an integer in [{lo}, 2**31); got L={a.L!r}"
+    why = (f" for estimator {a.estimator!r} (its objective is convex only there)"
+           if a.estimator else "")
+    return f"L must be >= {lo}{why}; got L={a.L!r}"
+
+
+def _explain_upper(a: _Args) -> str:
+    if not _is_int32(np, np.float64(a.U)):
+        return f"U must be an integer in [L, 2**31); got U={a.U!r}"
+    return f"L must be <= U; got L={a.L!r} > U={a.U!r}"
+
+
+def _explain_infeasible(a: _Args) -> str:
+    return (
+        f"C={a.C} is infeasible for B={a.B} prompts with L={a.L}, U={a.U}: "
+        f"C must lie in [B*L, B*U] = [{a.B * a.L}, {a.B * a.U}]"
+    )
+
+
+class Rule(NamedTuple):
+    """One validity rule: ``violated(xp, args)`` is a boolean (array)."""
+
+    status: AllocationStatus
+    violated: Callable[[Any, _Args], Any]
+    explain: Callable[[_Args], str]
+
+
+#: The rules, in the order they are checked: the first violated one decides.
+RULES: tuple[Rule, ...] = (
+    Rule(AllocationStatus.BAD_P, _bad_p, _explain_p),
+    Rule(AllocationStatus.BAD_BUDGET, _bad_budget, _explain_budget),
+    Rule(AllocationStatus.BAD_BOUNDS, _bad_lower, _explain_lower),
+    Rule(AllocationStatus.BAD_BOUNDS, _bad_upper, _explain_upper),
+    Rule(AllocationStatus.INFEASIBLE, _infeasible, _explain_infeasible),
+)
+
+
+def traced_status(p, valid, C, L, U, estimator: str | None):
+    """The ``int32`` status code of :data:`RULES` for (possibly traced) arrays."""
+    import jax.numpy as jnp
+
+    a = _Args(p, valid, jnp.sum(valid), jnp.asarray(C), jnp.asarray(L),
+              jnp.asarray(U), estimator)
+    status = jnp.asarray(AllocationStatus.OK, jnp.int32)
+    for rule in reversed(RULES):
+        status = jnp.where(rule.violated(jnp, a), jnp.int32(rule.status), status)
+    return status
+
+
+def _eager_scalar(name: str, x: Any) -> int | float:
+    """A Python number for an eager budget or bound (bool and text refused)."""
+    if isinstance(x, bool | np.bool_) or isinstance(x, str | bytes):
+        raise ValueError(f"{name} must be an integer; got {x!r}")
+    arr = np.asarray(x) if not isinstance(x, int) else None
+    if arr is not None:
+        if arr.shape != () or arr.dtype.kind not in "iuf":
+            raise ValueError(f"{name} must be an integer; got {x!r}")
+        x = arr.item()
+    if isinstance(x, int) and abs(x) > 2**53:
+        return float(x)  # far out of range; keeps the rules' arithmetic exact
+    if isinstance(x, float) and x.is_integer():
+        return int(x)
+    return x
+
+
+def check_allocation_args(p_hat, C, L, U, estimator: str | None):
+    """Validate eager arguments with :data:`RULES`; return ``(p, C, L, U)``.
+
+    ``p`` is the input as a NumPy floating array in its own precision
+    (validated before any cast, so ``1 + 1e-9`` is refused, not rounded to 1);
+    ``C``, ``L`` and ``U`` are Python ints. Raises ``ValueError`` naming the
+    argument and the valid range.
+    """
+    from vipcore._src._checks import as_numpy_float
+
+    p = as_numpy_float("p_hat", p_hat)
+    if p.ndim != 1:
+        raise ValueError(f"p_hat must be one-dimensional (B,); got shape {p.shape}")
+    if p.shape[0] == 0:
+        raise ValueError("p_hat is empty: the batch needs at least one prompt")
+    C, L, U = (_eager_scalar(n, v) for n, v in (("C", C), ("L", L), ("U", U)))
+    a = _Args(p, np.ones(p.shape, bool), p.shape[0], C, L, U, estimator)
+    for rule in RULES:
+        if rule.violated(np, a):
+            raise ValueError(rule.explain(a))
+    return p, int(C), int(L), int(U)
+
+
+def describe(status: Any) -> str:
+    """The message of a status code (an int or 0-d array)."""
+    code = int(status)
+    try:
+        return AllocationStatus(code).message
+    except ValueError:
+        return f"unknown status {code}"
+

@@ -1,0 +1,1 @@
+"""``vipcore bench``: benchmarks that write JSON with device, versions and load."""
