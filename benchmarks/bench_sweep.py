@@ -8,7 +8,7 @@ temporary directory. Timed, each ``--repeats`` times:
 * ``cli --json``: ``vipcore sweep FILE --json`` (summary only);
 * ``cli --out``: ``vipcore sweep FILE --out DIR`` (summary, signal.jsonl and
   the two PNG plots);
-* ``baseline``: seed 000's approach in the same process: rows into a
+* ``baseline``: the variance-plot method's approach in the same process: rows into a
   ``defaultdict(list)``, then ``np.mean``/``np.var``/``np.max`` per prompt
   (``VarianceAnalyzer.compute_variance_metrics``), bucketed in Python.
 
@@ -158,7 +158,7 @@ def run(prompts: int, k: int, repeats: int, out: Path) -> dict:
                 case["cli --out (plots)"] = c
             b = timed(lambda p=path: baseline(p), 1)
             base_counts = b.pop("_result")
-            case["baseline (seed 000 loop)"] = b
+            case["baseline (per-row loop)"] = b
             assert all(base_counts[x] == counts[x] for x in base_counts), (
                 base_counts, counts)
             case["speedup_vs_baseline_wall"] = (

@@ -1,7 +1,7 @@
 """What a trainer's loop looks like with vipcore's Planner (runs in seconds).
 
 Rewards are synthetic (Bernoulli draws from drifting success probabilities,
-:mod:`vipcore._src.apps.verify.synthetic`); in a real trainer they come from the verifier.
+a drifting synthetic problem); in a real trainer they come from the verifier.
 Both layouts are shown: verl-style (each prompt repeated ``n_q`` times, flat
 rewards) and TRL-style (fixed group width ``U``, padded rewards + mask).
 

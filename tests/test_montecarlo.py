@@ -190,7 +190,8 @@ def test_grpo_variance_by_enumeration():
     for n in (2, 3, 6):
         for p in (0.05, 0.5, 0.8):
             _, ev = exact_moments(p, n, "grpo", z_var=2.0)
-            assert float(grpo_gradient_variance(p, n, sigma_z2=2.0)) == pytest.approx(ev, rel=1e-9)
+            got = float(grpo_gradient_variance(p, n, sigma_z2=2.0))
+            assert got == pytest.approx(ev, rel=1e-9)
 
 
 def test_reward_moments_match_scipy():

@@ -179,7 +179,8 @@ def test_grpo_variance_limits():
     # eps -> 0 limit: sigma^2/n * P(group not constant)
     for p, n in ((0.3, 4), (0.01, 2), (0.5, 16)):
         approx = (1 - p**n - (1 - p) ** n) / n
-        assert float(grpo_gradient_variance(p, n, eps=0.0)) == pytest.approx(approx, rel=1e-12)
+        got = float(grpo_gradient_variance(p, n, eps=0.0))
+        assert got == pytest.approx(approx, rel=1e-12)
     assert float(grpo_gradient_variance(0.0, 5)) == 0.0
     assert math.isfinite(float(grpo_gradient_variance(0.5, 64)))
 

@@ -1,4 +1,4 @@
-"""Pre-flight variance sweep (SPEC §5): which prompts can teach GRPO anything.
+"""Pre-flight variance sweep: which prompts can teach GRPO anything.
 
 See ``docs/sweep.md``. Library functions work on a ``(prompts, K)`` score
 matrix, ragged per-prompt lists, or flat scores plus ``counts``; the readers

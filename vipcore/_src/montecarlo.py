@@ -1,4 +1,4 @@
-r"""Monte-Carlo simulation of the projected group gradient (SPEC §1).
+r"""Monte-Carlo simulation of the projected group gradient.
 
 A prompt with success probability ``p`` gets ``n`` rollouts; each rollout
 ``j`` has a reward ``R_j`` and a projected log-likelihood gradient ``Z_j``.

@@ -1,9 +1,8 @@
 r"""The trainer-facing planner: predict, allocate, observe, save.
 
-A :class:`Planner` is a small stateful object over the pure functions of
-:mod:`vipcore._src.predict.gp` (or a baseline from :mod:`vipcore._src.predict.baselines`)
-and the allocator (:func:`vipcore._src.allocation.allocate`). A trainer's
-step looks like::
+A :class:`Planner` is a small stateful object over the pure functions of a
+registered predictor (:mod:`vipcore.predict`) and the allocator
+(:func:`vipcore.allocate`). A trainer's step looks like::
 
     counts = planner.plan(batch_uids, budget)        # rollouts per prompt
     ...  generate counts[i] rollouts for prompt i, score them  ...

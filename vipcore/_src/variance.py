@@ -1,4 +1,4 @@
-"""Per-prompt gradient variance (SPEC §1) and group advantage estimators.
+"""Per-prompt gradient variance and group advantage estimators.
 
 Conventions
 -----------

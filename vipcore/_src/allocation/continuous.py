@@ -25,7 +25,9 @@ from jax.typing import ArrayLike
 
 from vipcore._src.allocation.objective import marginal
 
-__all__ = ["apply_mask", "as_row", "bracket_search", "default_sections", "solve_continuous"]
+__all__ = [
+    "apply_mask", "as_row", "bracket_search", "default_sections", "solve_continuous",
+]
 
 
 def default_sections() -> int:
@@ -164,7 +166,8 @@ def solve_continuous(
 
     def S_at_least_C(t):  # S is non-increasing in lam = exp(t)
         lam = jnp.exp(t)[:, None]
-        n = _n_of_lam(a[None, :], lam, as_row(Lf), as_row(Uf), estimator, sqrt_a[None, :])
+        n = _n_of_lam(a[None, :], lam, as_row(Lf), as_row(Uf), estimator,
+                      sqrt_a[None, :])
         return jnp.sum(n, axis=1) >= Cf
 
     if sections is None:

@@ -1,4 +1,4 @@
-r"""Statistical tests of Assumption 4.1 (paper App. B, SPEC §4).
+r"""Statistical tests of Assumption 4.1 (the VIP paper's App. B).
 
 Two families, each in two layers:
 

@@ -1,4 +1,4 @@
-"""Pure, jittable Appendix B tests on padded arrays (SPEC §4).
+"""Pure, jittable Appendix B tests on padded arrays.
 
 Every function here takes padded ``(Q, n_max)`` data plus a boolean mask,
 does no value checks, and can be put inside ``jit``/``vmap``. The eager,

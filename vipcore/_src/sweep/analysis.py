@@ -1,6 +1,12 @@
 r"""Pre-flight variance sweep: which prompts can teach a GRPO trainer anything?
 
-SPEC §5 (seeds 000 and 001). For every prompt the base policy is run ``K``
+Sources: the variance-plot method of "Variance-Based RL Sample Selection"
+(run the base model a few times per sample, keep the samples that sometimes
+pass; best-of-K potential; compute-multiplier advice) and the GRPO
+reward-variance analysis "60% of your dataset is doing the work" (buckets,
+the miss probability ``(1 - p)^K``, the recommended ``K = 16``).
+
+For every prompt the base policy is run ``K``
 times and each rollout scored in ``[0, 1]`` (binary or graded). From the
 scores this module computes per-prompt metrics, sorts prompts into buckets,
 and summarises what that means for training: improvement potential,
@@ -26,9 +32,10 @@ Conventions
 * **Ragged layout.** ``scores`` is one flat array with each prompt's ``n_i``
   scores stored contiguously, and ``counts[i] = n_i``. A ``(prompts, K)``
   matrix or a list of per-prompt lists is accepted too.
-* **Variance** is the population variance (divisor ``n``, ``np.var``), as in
-  seed 000; ``std`` is its square root.
-* **Pass rate.** By default the pass rate is the *mean score* (seed 001's
+* **Variance** is the population variance (divisor ``n``, ``np.var``), as
+  in the variance-plot method; ``std`` is its square root.
+* **Pass rate.** By default the pass rate is the *mean score* (the
+  reward-variance analysis's
   ``sum(rewards) / len(rewards)``, which it applies to graded rewards too).
   With ``pass_threshold=t`` it is the fraction of scores ``>= t``. For binary
   ``{0, 1}`` scores both conventions agree for every ``t`` in ``(0, 1]``.
@@ -44,7 +51,8 @@ Conventions
   5. ``signal``: everything else: ``lo < pass_rate < hi`` with spread.
 
   Hard thresholds are ``lo=0, hi=1`` (``pass_rate == 0`` / ``== 1``), soft
-  ones ``lo=0.05, hi=0.95`` (SPEC §5 uses ``<=``/``>=``; seed 001 writes
+  ones ``lo=0.05, hi=0.95`` (the bucket rules use ``<=``/``>=``; the
+  reward-variance analysis writes
   ``<``/``>``, which differs only for pass rates exactly on a threshold).
 """
 
@@ -112,7 +120,7 @@ class PromptMetrics(NamedTuple):
 
 
 class Potential(NamedTuple):
-    """Best-of-K improvement potential (seed 000).
+    """Best-of-K improvement potential (the variance-plot method).
 
     Attributes:
       current: mean over prompts of the per-prompt mean score.
@@ -130,7 +138,7 @@ class Potential(NamedTuple):
 
 
 class Advice(NamedTuple):
-    """Interpretation and compute-multiplier advice (seed 000, SPEC §5).
+    """Interpretation and compute-multiplier advice (the variance-plot method).
 
     Attributes:
       signal_fraction: fraction of bucketed prompts in ``signal``.
@@ -173,7 +181,7 @@ class SweepReport(NamedTuple):
       buckets: per-prompt bucket index into :data:`BUCKETS` (``int8``).
       counts: prompts per bucket name (all of :data:`BUCKETS`, summing to the
         number of prompts).
-      high_variance: seed 000's filter ``var > variance_threshold and
+      high_variance: the variance-plot method's filter ``var > variance_threshold and
         0 < mean < 1`` (boolean per prompt).
       potential: :class:`Potential` over prompts with at least 2 rollouts.
       zero_std_all: :class:`ZeroStd` over all prompts with at least 2 rollouts
@@ -410,7 +418,7 @@ def high_variance(metrics: PromptMetrics, *, threshold: float = 0.01) -> np.ndar
 def improvement_potential(
     metrics: PromptMetrics, *, mask: np.ndarray | None = None
 ) -> Potential:
-    r"""Best-of-K improvement potential (seed 000).
+    r"""Best-of-K improvement potential (the variance-plot method).
 
     .. math::
 
@@ -474,7 +482,7 @@ def advise(
         msgs.append(
             f"WARNING: only {100 * f:.1f}% of prompts{of} carry signal (< 10%): the "
             f"data set looks {side}. A larger compute multiplier will not fix "
-            "this; change the data or the reward (seed 000)."
+            "this; change the data or the reward (the variance-plot method)."
         )
     elif f < 0.15:
         level, mult = "low", (2, 4)
@@ -525,7 +533,8 @@ def miss_probability(p: Any, k: Any, *, lo: float = 0.0) -> np.ndarray:
 
         P(X = 0) = (1 - p)^K
 
-    (seed 001: ``K = 8, p = 0.05 -> 0.66``). For ``lo > 0`` it is the binomial
+    (the reward-variance analysis: ``K = 8, p = 0.05 -> 0.66``). For
+    ``lo > 0`` it is the binomial
     CDF at the largest ``x`` with ``x/K <= lo`` (the same floating-point
     comparison :func:`assign_buckets` makes). By symmetry the chance of
     looking trivial is ``miss_probability(1 - p, k, lo=1 - hi)``.
@@ -628,7 +637,8 @@ def frac_reward_zero_std(
 
     Args:
       scores, counts: see :func:`as_ragged`.
-      group_size: the training group size ``G`` (seed 001 trains with 8).
+      group_size: the training group size ``G`` (the reward-variance
+        analysis trains with 8).
       mask: prompts to average over (default: those with ``n >= 2``).
     """
     flat, c = as_ragged(scores, counts=counts)
@@ -712,7 +722,7 @@ def analyze(
       lo, hi: bucket thresholds (:data:`THRESHOLDS`: hard ``0, 1``; soft
         ``0.05, 0.95``).
       pass_threshold: pass-rate convention (see :func:`prompt_metrics`).
-      variance_threshold: seed 000's high-variance filter threshold.
+      variance_threshold: the variance-plot method's high-variance filter threshold.
       group_size: training group size ``G`` for ``frac_reward_zero_std``.
       low_potential: absolute best-of-K gain below which potential is "low".
 

@@ -5,11 +5,13 @@ Agg canvas directly: no ``pyplot``, no backend switch, no ``rcParams``
 changes, so calling these from a notebook or a trainer never alters the
 caller's matplotlib setup.
 
-* :func:`plot_variance`: seed 000's plot. Per-prompt mean ± std (blue) and
+* :func:`plot_variance`: the variance-plot method's plot. Per-prompt mean
+  ± std (blue) and
   best score (red cross), prompts sorted by pass rate then mean so the
   unlearnable, signal and trivial bands appear left to right, with the bands
   shaded.
-* :func:`plot_pass_rate_hist`: seed 001's histogram of per-prompt pass rates,
+* :func:`plot_pass_rate_hist`: the reward-variance analysis's histogram of
+  per-prompt pass rates,
   one bin per attainable value ``c/K`` when ``K`` is common and small, with
   the bucket thresholds drawn.
 * :func:`plot_transitions`: bucket shares per step (stacked bars) and the

@@ -131,7 +131,8 @@ def summarize(
             warnings.append(
                 f"K = {k_med} rollouts per prompt: a prompt with true pass rate "
                 f"{miss_p:g} looks unlearnable with probability "
-                f"{miss['probability_unlearnable']:.2f}; seed 001 recommends "
+                f"{miss['probability_unlearnable']:.2f}; the reward-variance "
+                "analysis recommends "
                 f"K = {RECOMMENDED_K} for the sweep"
             )
     if not rep.zero_std_all.unbiased:

@@ -1,4 +1,4 @@
-"""``vipcore sweep FILE``: the pre-flight variance report (SPEC §5).
+"""``vipcore sweep FILE``: the pre-flight variance report.
 
 Reads a sweep file (see :mod:`vipcore._src.sweep.io`), buckets the prompts,
 prints a summary (bucket counts, improvement potential,
@@ -106,7 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pass rate = fraction of scores >= T (default: "
                              "mean score)")
     parser.add_argument("--variance-threshold", type=float, default=0.01,
-                        help="seed 000's high-variance filter (default 0.01)")
+                        help="high-variance filter: variance > T (default 0.01)")
     parser.add_argument("--group-size", type=int, default=8,
                         help="training group size G for frac_reward_zero_std "
                              "(default 8)")

@@ -1,9 +1,9 @@
 """``vipcore verify``: the proofs-as-tests report (the main job).
 
-The command runs the sections of
-:data:`vipcore._src.apps.verify.runner.SECTIONS` in order, writes ``report.md``, ``results.json`` and the sections' PNG plots into
-``--out``, prints the table, and exits non-zero if any positive check fails or
-any negative control passes.
+The command runs the report sections in order, writes ``report.md``,
+``results.json`` and the sections' PNG plots into ``--out``, prints the
+table, and exits non-zero if any positive check fails or any negative
+control passes.
 """
 
 from __future__ import annotations

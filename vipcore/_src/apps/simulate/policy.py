@@ -169,7 +169,7 @@ def pg_loss(params: dict, features: jax.Array, mask: jax.Array,
     with ``log pi`` the per-token average :func:`sequence_log_prob` when
     ``fillers`` are given, ``weights`` ``w_{qj} = A_{qj} / (n_q B)`` for
     rollouts and 0 for padding, so ``-\nabla\mathcal L = \frac1B\sum_q G_q`` with
-    ``G_q = \frac{1}{n_q}\sum_j A_{qj} H(o_{qj})`` (SPEC §1). One update per
+    ``G_q = \frac{1}{n_q}\sum_j A_{qj} H(o_{qj})``. One update per
     batch, fully on-policy: the PPO ratio is 1 and clipping would be inactive.
     """
     if fillers is None:

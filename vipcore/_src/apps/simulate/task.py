@@ -4,7 +4,7 @@ A prompt ``q`` shows ``k_q`` integers ``v_{q,1..k_q}`` in ``{0, ..., D-1}``
 (``2 <= k_q <= K``) with a unique maximum; the answer is one token, the index
 of the maximum, out of the ``k_q`` valid slots. The reward of a sampled answer
 ``y`` is ``R = +1`` if ``y = argmax_i v_{q,i}`` and ``-1`` otherwise (the
-paper's ±1 convention, SPEC §0), checked exactly.
+paper's ±1 convention), checked exactly.
 
 Difficulty varies by construction: an untrained policy succeeds with
 probability about ``1/k_q`` (0.5 down to ``1/K``), and prompts whose two

@@ -1,4 +1,4 @@
-"""``vipcore verify`` section: success-probability prediction (SPEC §3).
+"""``vipcore verify`` section: success-probability prediction.
 
 Three kinds of evidence:
 
@@ -312,7 +312,7 @@ def section(cfg: VerifyConfig) -> SectionResult:
                     f"{mean_brier[n]:.4f} | {mean_ece[n]:.4f} | {mean_shuf[n]:.4f} |")
     order = " < ".join(sorted(PREDICTOR_NAMES, key=mean_mae.get))
     md = (
-        f"Synthetic drifting data (`vipcore._src.apps.verify.synthetic.FIG2_PARAMS`, Q = "
+        f"Synthetic drifting data (`FIG2_PARAMS` of the verify synthetic module, Q = "
         f"{synthetic.FIG2_PARAMS['num_prompts']}, fixed before any comparison), "
         f"batches of 512, 8 rollouts per prompt, {steps} steps x {reps} "
         f"replicates ({shuffled_reps} with shuffled embeddings); each predictor "

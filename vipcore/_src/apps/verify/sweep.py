@@ -1,6 +1,6 @@
 """``vipcore verify`` section: the pre-flight sweep's probability claims.
 
-Checks (SPEC §5), each a z-test with the section's Bonferroni threshold:
+Checks, each a z-test with the section's Bonferroni threshold:
 
 * miss probability: the share of prompts with true pass rate ``p`` that the
   whole pipeline (scores -> metrics -> buckets) calls ``unlearnable`` equals
@@ -9,7 +9,8 @@ Checks (SPEC §5), each a z-test with the section's Bonferroni threshold:
   share of zero-std training groups of size ``G`` drawn afresh (binary and
   graded rewards);
 * exact identities (no Monte Carlo): the estimator is unbiased, by summing
-  over the binomial distribution; seed 001's ``K = 8, p = 0.05 -> 0.66``;
+  over the binomial distribution; the reward-variance analysis's
+  ``K = 8, p = 0.05 -> 0.66``;
 * negative controls that must be rejected: the miss formula applied to a
   heterogeneous pool's *mean* pass rate (Jensen), and the plug-in zero-std
   estimator ``p_hat^G + (1-p_hat)^G`` (biased).
@@ -99,8 +100,9 @@ def section(cfg: VerifyConfig) -> SectionResult:
 
     # exact identities
     q = float(miss_probability(0.05, 8))
-    checks.append(Check("seed 001: K=8, p=0.05 -> 0.66", round(q, 2) == 0.66,
-                        theory=0.66, empirical=q, note="0.95**8, rounded"))
+    checks.append(Check("reward-variance analysis: K=8, p=0.05 -> 0.66",
+                        round(q, 2) == 0.66, theory=0.66, empirical=q,
+                        note="0.95**8, rounded"))
     worst = 0.0
     for k, g in ((16, 8), (8, 8), (5, 2)):
         xs = np.arange(k + 1)

@@ -25,7 +25,8 @@ and differences, :func:`log_z` for variances):
 
 Standard errors come from the fourth sample moment
 (:func:`~vipcore._src.montecarlo.estimate_variance`), thresholds from
-:func:`~vipcore._src.apps.verify.report.bonferroni_z` over the section's positive checks.
+:func:`~vipcore._src.apps.verify.report.bonferroni_z` over the section's positive
+checks.
 Negative controls use the same threshold; each reports its power (the
 probability of detection, from the expected z).
 """
