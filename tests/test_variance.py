@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vipcore
@@ -208,11 +208,11 @@ def test_ragged_float64_agrees_to_1e12():
             assert_allclose(got, oracle_ragged(r, ids, est), rtol=1e-12, atol=1e-12)
 
 
-@given(st.integers(2, 9), st.integers(0, 7), st.integers(0, 2**31 - 1))
-def test_padded_with_mask_matches_oracle(width, pad, seed):
+@given(st.integers(2, 9), st.integers(0, 2**31 - 1))
+def test_padded_with_mask_matches_oracle(width, seed):
     rng = np.random.default_rng(seed)
     lengths = rng.integers(2, width + 1, size=4)
-    W = width + pad
+    W = 12  # one shape: one compilation per estimator
     R = np.full((4, W), np.nan, np.float32)
     mask = np.zeros((4, W), bool)
     for i, m in enumerate(lengths):
@@ -226,7 +226,8 @@ def test_padded_with_mask_matches_oracle(width, pad, seed):
             assert_allclose(batch[i, :m], oracle_group(R[i, :m], est), atol=2e-6)
 
 
-@given(st.lists(st.floats(-1, 1, allow_nan=False, width=32), min_size=2, max_size=24))
+@settings(max_examples=30)
+@given(st.lists(st.floats(-1, 1, allow_nan=False, width=32), min_size=2, max_size=12))
 def test_advantage_identities(r):
     r = np.asarray(r, np.float32)
     dr = np.asarray(vipcore.advantages(r, "drgrpo"))
@@ -264,7 +265,12 @@ def test_trl_convention():
 
 
 def test_zero_variance_group_gives_zero_advantage():
+    """Exactly 0, also where the float32 mean of equal values is not that value."""
+    x = np.float32(1.8103302)
+    assert np.float32(x + x + x) / np.float32(3) != x  # the trap
     for est in ESTS:
+        assert np.all(np.asarray(vipcore.advantages([x] * 3, est)) == 0)
+        assert np.all(np.asarray(vipcore.advantages([x] * 3, est, sizes=[3])) == 0)
         assert np.all(np.asarray(vipcore.advantages([1.0] * 5, est)) == 0)
         assert np.all(np.asarray(vipcore.advantages([3.0] * 4, est, sizes=[2, 2])) == 0)
 

@@ -27,6 +27,7 @@ from vipcore._src._checks import (
     check_probabilities,
     is_concrete,
 )
+from vipcore._src._padding import bucket_size, pad_to
 
 __all__ = [
     "ESTIMATORS",
@@ -217,7 +218,10 @@ def _finish(centred, count, ss, valid, eps, estimator, ddof):
 def _advantages(rewards, mask, eps, estimator, ddof):
     """Padded groups along the last axis; ``mask=False`` or NaN is missing."""
     valid = mask & ~jnp.isnan(rewards)
-    r = jnp.where(valid, rewards, 0)
+    # Shift each group by its largest reward: equal rewards then centre to an
+    # exact 0 (a float32 mean of equal values need not equal them).
+    ref = jnp.max(jnp.where(valid, rewards, -jnp.inf), axis=-1, keepdims=True)
+    r = jnp.where(valid, rewards - jnp.where(jnp.isfinite(ref), ref, 0), 0)
     count = jnp.sum(valid.astype(r.dtype), axis=-1, keepdims=True)
     mean = jnp.sum(r, axis=-1, keepdims=True) / jnp.maximum(count, 1)
     centred = jnp.where(valid, r - mean, 0)
@@ -230,10 +234,12 @@ def _segment_advantages(rewards, seg, eps, estimator, ddof):
     """Ragged groups: rollout ``i`` belongs to group ``seg[i]`` in ``[0, N)``."""
     n = rewards.shape[0]
     valid = ~jnp.isnan(rewards)
-    r = jnp.where(valid, rewards, 0)
 
     def seg_sum(x):
         return jax.ops.segment_sum(x, seg, num_segments=n)
+
+    ref = jax.ops.segment_max(jnp.where(valid, rewards, -jnp.inf), seg, num_segments=n)
+    r = jnp.where(valid, rewards - jnp.where(jnp.isfinite(ref), ref, 0)[seg], 0)
 
     count_g = seg_sum(valid.astype(r.dtype))
     mean = (seg_sum(r) / jnp.maximum(count_g, 1))[seg]
@@ -391,9 +397,15 @@ def advantages(
             _refuse_singletons(counts, _row_namer(counts.shape))
         return out
     seg, name = _segments(r, mask, groups, sizes)
-    if r.shape[0] == 0:
+    n = r.shape[0]
+    if n == 0:
         return r
-    out = _segment_advantages(r, seg, eps_arr, estimator, ddof)
+    if is_concrete(r, seg):  # bucket the length: few compilations across batches
+        size = bucket_size(n)
+        out = _segment_advantages(pad_to(r, (size,), jnp.nan), pad_to(seg, (size,)),
+                                  eps_arr, estimator, ddof)[:n]
+    else:
+        out = _segment_advantages(r, seg, eps_arr, estimator, ddof)
     if singleton == "raise" and is_concrete(r, seg):
         valid = ~np.isnan(np.asarray(r))
         _refuse_singletons(np.bincount(np.asarray(seg), weights=valid), name)
