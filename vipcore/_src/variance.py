@@ -84,7 +84,8 @@ def _first_bad(name: str, arr: np.ndarray, bad: np.ndarray, rule: str) -> None:
     if bad.any():
         idx = int(np.flatnonzero(bad.ravel())[0])
         where = f" at index {idx}" if arr.ndim else ""
-        raise ValueError(f"{name} must be {rule}; got {arr.ravel()[idx].item()!r}{where}")
+        got = arr.ravel()[idx].item()
+        raise ValueError(f"{name} must be {rule}; got {got!r}{where}")
 
 
 def _numeric(name: str, x: ArrayLike) -> np.ndarray:
@@ -267,7 +268,8 @@ def _segments(r, mask, groups, sizes):
         if s.ndim != 1 or (s.size and (s.dtype.kind not in "iu" or s.min() < 0)):
             raise ValueError("sizes must be a 1-D array of non-negative integers")
         if int(s.sum()) != n:
-            raise ValueError(f"sizes must sum to len(rewards) = {n}; got {int(s.sum())}")
+            raise ValueError(f"sizes must sum to len(rewards) = {n}; "
+                             f"got {int(s.sum())}")
         return jnp.asarray(np.repeat(np.arange(s.size), s)), str
     if not is_concrete(groups):
         g = jnp.asarray(groups)
@@ -425,7 +427,8 @@ def _padded_mask(r, mask):
     if m.dtype != jnp.bool_:
         raise ValueError(f"mask must be boolean; got dtype {m.dtype}")
     if m.shape != r.shape:
-        raise ValueError(f"mask must have the shape of rewards {r.shape}; got {m.shape}")
+        raise ValueError(
+            f"mask must have the shape of rewards {r.shape}; got {m.shape}")
     return m
 
 
