@@ -152,7 +152,7 @@ def build(a, out_dir, pl):
 VARIANTS = [
     dict(loss="grpo", scale="none"),
     dict(loss="bnpo", scale="batch"),
-    dict(loss="dr_grpo", scale="group", weight_equally=True),
+    dict(loss="dr_grpo", scale="group", weight_equally=True, graded=True),
     dict(loss="cispo", scale="group"),
     dict(loss="sapo", scale="group"),
     dict(loss="luspo", scale="group"),
