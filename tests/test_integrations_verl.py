@@ -318,3 +318,12 @@ def test_register_swaps_the_class_in_verls_registry():
     finally:
         trainer_base.TRAINER_REGISTRY.clear()
         trainer_base.TRAINER_REGISTRY.update(before)
+
+
+def test_docstring_examples():
+    import doctest
+
+    from vipcore._src.integrations import _grouping
+
+    for mod in (adapter, _grouping):
+        assert doctest.testmod(mod).failed == 0, mod.__name__

@@ -379,3 +379,11 @@ def test_group_of_one_is_zero_even_without_eps():
     out = np.asarray(vipcore.advantages([2.0, 1.0, 0.0], "grpo", sizes=[1, 2], eps=0.0,
                                         singleton="zero"))
     assert out[0] == 0 and np.all(np.isfinite(out))
+
+
+def test_docstring_examples():
+    import doctest
+
+    from vipcore._src import variance
+
+    assert doctest.testmod(variance).failed == 0

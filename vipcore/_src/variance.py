@@ -319,9 +319,11 @@ def advantages(
         A^{\mathrm{GRPO}}_j = \frac{R_j - \bar R}{s + \epsilon},\quad
         s^2 = \frac{1}{n - d}\sum_k (R_k - \bar R)^2,
 
-    with ``n`` the group's number of non-missing rewards (Dr. GRPO and RLOO
-    as in Nguyen et al. (2025), "Adaptive Rollout Allocation for Online
-    Reinforcement Learning with Verifiable Rewards", §4; GRPO as in DeepSeekMath).
+    with ``n`` the group's number of non-missing rewards and ``d = ddof``
+    (Dr. GRPO and RLOO as in Nguyen et al. (2025), "Adaptive Rollout
+    Allocation for Online Reinforcement Learning with Verifiable Rewards",
+    §4; GRPO as in Shao et al. (2024), "DeepSeekMath: Pushing the Limits of
+    Mathematical Reasoning in Open Language Models").
 
     Layouts:
 
@@ -370,7 +372,7 @@ def advantages(
     Worked example (rewards ``[1, 0, 1, 0]``): ``±0.87`` with the sample
     std, ``±1.0`` with the population std.
 
-    >>> advantages([1.0, 0.0, 1.0, 0.0], "grpo").round(2).tolist()
+    >>> [round(float(a), 2) for a in advantages([1.0, 0.0, 1.0, 0.0], "grpo")]
     [0.87, -0.87, 0.87, -0.87]
     >>> advantages([1.0, 0.0, 5.0, 1.0, 0.0], "rloo", sizes=[2, 3]).tolist()
     [1.0, -1.0, 4.5, -1.5, -3.0]

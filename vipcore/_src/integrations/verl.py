@@ -115,7 +115,8 @@ class VerlRolloutPlanner:
     >>> vp = VerlRolloutPlanner(pl, rollout_n=4)
     >>> vp.plan(["u1", "u2"], ["a", "c"]).tolist()
     [4, 4]
-    >>> m = vp.observe(["u1_0_0", "u1_1_0", "u2_0_0", "u2_1_0"], [1, 1, 0, 1])
+    >>> keys = [f"{u}_{s}_0" for u in ("u1", "u2") for s in range(4)]
+    >>> m = vp.observe(keys, [1, 1, 1, 1, 0, 1, 0, 0])
     >>> m["frac_reward_zero_std"]
     0.5
     """
