@@ -134,3 +134,13 @@ def test_trl_advantages_refuses_bad_settings():
         g.trl_advantages(r, np.ones(1), [2, 2], aggregation="max")
     with pytest.raises(ValueError, match=r"rewards_per_func must be \(sum\(counts\)"):
         g.trl_advantages(r, np.ones(1), [2, 3])
+
+
+@pytest.mark.parametrize("aggregation", g.AGGREGATIONS)
+@pytest.mark.parametrize("scale", g.SCALE_REWARDS)
+def test_a_batch_nobody_could_score_has_zero_advantages(scale, aggregation):
+    rpf = np.full((6, 2), np.nan, np.float32)
+    out = g.trl_advantages(rpf, np.ones(2), [3, 3], scale_rewards=scale,
+                           aggregation=aggregation)
+    assert np.all(out.advantages == 0) and np.all(np.isnan(out.rewards))
+    assert not out.zero_std.any()

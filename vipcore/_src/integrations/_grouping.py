@@ -159,9 +159,12 @@ def trl_advantages(
         per_func = [np.asarray(advantages(rpf[:, k], "grpo", **kw))
                     for k in range(rpf.shape[1])]
         rewards = (np.stack(per_func, axis=1) * w).sum(axis=1, dtype=np.float32)
-        rewards[unscorable] = np.nan
-        centred = np.where(unscorable, 0, rewards - np.nanmean(rewards))
-        adv = centred / np.float32(_nanstd1(rewards) + eps)
+        ok = ~unscorable
+        adv = np.zeros_like(rewards)
+        if ok.any():
+            rewards[unscorable] = np.nan
+            adv[ok] = (rewards[ok] - rewards[ok].mean()) / np.float32(
+                _nanstd1(rewards) + eps)
     elif aggregation == "sum_then_normalize":
         rewards = raw
         if scale_rewards == "group":
