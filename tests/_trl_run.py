@@ -190,7 +190,8 @@ def run(a, out, resume=None):
     tr, funcs = build(a, os.path.join(out, "ckpt"), pl)
     tr.train(resume_from_checkpoint=resume)
     rank, world = rank_world()
-    rec = dict(rank=rank, world=world, probe=tr.probe, args=vars(a),
+    backend = dist.get_backend() if world > 1 else None
+    rec = dict(rank=rank, world=world, backend=backend, probe=tr.probe, args=vars(a),
                scored=[s for f in funcs[:1] for s in f.scored],
                scored2=[s for f in funcs[1:] for s in f.scored],
                log_history=tr.state.log_history, planner_replaced=tr.planner is not pl)

@@ -204,6 +204,7 @@ def test_planner_state_is_the_replay_of_the_scored_rewards(single, resume_runs):
 def test_two_processes_agree_with_one(single, dual, resume_runs):
     r0, r1 = _load(dual, 0), _load(dual, 1)
     assert (r0["world"], r1["world"]) == (2, 2)
+    assert r0["backend"] == r1["backend"] == "gloo"
     one = single[0]["probe"]
     assert len(r0["probe"]) == len(one)
     for a, b, c in zip(one, r0["probe"], r1["probe"], strict=True):
