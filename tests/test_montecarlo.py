@@ -72,7 +72,8 @@ def exact_moments(p, n, estimator, *, corr=0.0, z_mean=0.0, z_var=1.0):
     k = bits.sum(axis=1)
     prob = p**k * (1 - p) ** (n - k)
     with jax.enable_x64(True):
-        a = np.asarray(advantages(jnp.asarray(r), estimator))
+        # ddof=0: the population std, as grpo_gradient_variance's default
+        a = np.asarray(advantages(jnp.asarray(r), estimator, ddof=0))
     cm = (a * (z_mean + corr * r)).sum(axis=1) / n
     cv = z_var * (a * a).sum(axis=1) / n**2
     mean = float(prob @ cm)
