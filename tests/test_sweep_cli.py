@@ -92,10 +92,17 @@ def test_soft_thresholds_and_overrides(tmp_path, capsys):
     assert main(["sweep", str(p), "--json", "--thresholds", "soft"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["settings"]["lo"] == 0.05 and s["report"]["counts"]["unlearnable"] == 1
-    assert main(["sweep", str(p), "--json", "--lo", "0.01", "--hi", "0.6"]) == 0
+    assert main(["sweep", str(p), "--json", "--lo", "0.01", "--hi", "0.6",
+                 "--min-std", "0"]) == 0
     s = json.loads(capsys.readouterr().out)
     counts = s["report"]["counts"]
     assert counts["signal"] == 1 and counts["trivial"] == 1
+    # graded scores: a's 0.02/0.04 barely vary (std 0.01 < 0.1): flat, not signal
+    assert main(["sweep", str(p), "--json", "--lo", "0.01", "--hi", "0.6"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    counts = s["report"]["counts"]
+    assert counts["flat"] == 1 and counts["signal"] == 0 and counts["trivial"] == 1
+    assert s["settings"]["graded"] and s["settings"]["min_std"] == 0.1
     assert main(["sweep", str(p), "--json", "--pass-threshold", "0.6"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["settings"]["pass_rate"] == ">= 0.6"
@@ -141,7 +148,8 @@ def test_out_without_steps_and_no_plots(tmp_path):
                          for i in range(10)))
     out = tmp_path / "o"
     assert main(["sweep", str(p), "--out", str(out), "--no-plots", "--json"]) == 0
-    assert sorted(x.name for x in out.iterdir()) == ["signal.jsonl", "summary.json"]
+    assert sorted(x.name for x in out.iterdir()) == ["prompts.jsonl", "signal.jsonl",
+                                                     "summary.json"]
 
 
 def test_variance_plot_subsamples_and_leaves_matplotlib_alone(tmp_path):
