@@ -560,17 +560,15 @@ def _group(source: str, ids: list, scores, steps: list | None,
            n_clipped: int = 0) -> SweepData:
     """Group rows by (step, prompt) into the contiguous ragged layout."""
     sc = np.asarray(scores, dtype=np.float64)
-    idmap: dict = {}
-    setdef = idmap.setdefault
-    pidx = np.fromiter((setdef(x, len(idmap)) for x in ids), np.int64, len(ids))
-    id_list = list(idmap)
+    id_list = list(dict.fromkeys(ids))
+    idmap = {pid: i for i, pid in enumerate(id_list)}
+    pidx = np.fromiter(map(idmap.__getitem__, ids), np.int64, len(ids))
     step_labels = None
     code = pidx
     if steps is not None:
-        smap: dict = {}
-        sdef = smap.setdefault
-        sidx = np.fromiter((sdef(x, len(smap)) for x in steps), np.int64, len(steps))
-        first_seen = list(smap)
+        first_seen = list(dict.fromkeys(steps))
+        smap = {lab: i for i, lab in enumerate(first_seen)}
+        sidx = np.fromiter(map(smap.__getitem__, steps), np.int64, len(steps))
         ordered = _order_steps(first_seen)
         where = {lab: i for i, lab in enumerate(first_seen)}
         rank = np.empty(len(first_seen), dtype=np.int64)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import json.scanner
 import os
 from collections.abc import Callable
 from itertools import chain
@@ -122,17 +123,15 @@ def _load_jsonl(path: Path) -> Table:
         lines.pop()
     if not lines:
         raise ValueError(f"{path}: empty file")
-    decode = json.JSONDecoder().decode
     try:
-        objs = list(map(decode, lines))
-        if set(map(type, objs)) != {dict}:
-            raise ValueError
-        numbers = None  # row i is line i + 1
-    except ValueError:  # a blank line, bad JSON, a non-object: go line by line
-        objs, numbers = _jsonl_lines(path, lines, decode)
+        objs, numbers = _scan_lines(lines), None  # row i is line i + 1
+    except (ValueError, StopIteration):  # a blank line, bad JSON, a non-object
+        objs, numbers = _jsonl_lines(path, lines, json.JSONDecoder().decode)
     line_of = (lambda i: i + 1) if numbers is None else numbers.__getitem__
-    _check_duplicate_keys(path, lines, objs, numbers, line_of)
-    columns = list(dict.fromkeys(chain.from_iterable(objs)))
+    keys0 = objs[0].keys()
+    uniform = all(map(keys0.__eq__, map(dict.keys, objs)))
+    columns = list(keys0) if uniform else list(dict.fromkeys(chain.from_iterable(objs)))
+    _check_duplicate_keys(path, lines, objs, numbers, line_of, columns, uniform)
 
     def get(name: str) -> list:
         try:
@@ -142,6 +141,19 @@ def _load_jsonl(path: Path) -> Table:
 
     return Table(str(path), columns, len(objs), get,
                  lambda i: f"{path}:{line_of(i)}", False)
+
+
+def _scan_lines(lines: list[str]) -> list[dict]:
+    """Each line exactly one JSON object (no space around it), else ValueError."""
+    scan = json.scanner.make_scanner(json.JSONDecoder())
+    objs = []
+    append = objs.append
+    for line in lines:
+        obj, end = scan(line, 0)
+        if end != len(line) or obj.__class__ is not dict:
+            raise ValueError(line)
+        append(obj)
+    return objs
 
 
 def _jsonl_lines(path: Path, lines: list[str], decode) -> tuple[list, list[int]]:
@@ -178,7 +190,7 @@ class _DuplicateKey(Exception):
     pass
 
 
-def _check_duplicate_keys(path, lines, objs, numbers, line_of) -> None:
+def _check_duplicate_keys(path, lines, objs, numbers, line_of, keys, uniform) -> None:
     """Raise on an object with a repeated key (``json`` keeps the last one).
 
     A line without a backslash spells every key literally, so a key ``k``
@@ -191,13 +203,12 @@ def _check_duplicate_keys(path, lines, objs, numbers, line_of) -> None:
     joined = "\n".join(text_lines)
     suspects = ({i for i, s in enumerate(text_lines) if "\\" in s}
                 if "\\" in joined else set())
-    keys = dict.fromkeys(chain.from_iterable(objs))
     for k in keys:
         pat = json.dumps(k, ensure_ascii=False)
         if pat != f'"{k}"':  # a key that needs escapes: check every line
             suspects = set(range(len(objs)))
             break
-        holders = len(objs) if all(k in o for o in objs) else sum(k in o for o in objs)
+        holders = len(objs) if uniform else sum(k in o for o in objs)
         extra = sum(text_lines[i].count(pat) for i in suspects)
         held_by_suspects = sum(k in objs[i] for i in suspects)
         if joined.count(pat) - extra != holders - held_by_suspects:
