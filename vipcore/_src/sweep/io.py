@@ -493,7 +493,7 @@ def _bad_score(where: str, value: Any, rr, col: str = "score") -> ValueError:
     if isinstance(value, int | float):
         shown = repr(value) if len(repr(value)) < 40 else repr(value)[:30] + "..."
         hint = ("pass --clip / clip=True to clip it" if rr is not None else
-                "pass --reward-range LO,HI (reward_range=) to rescale another "
+                "pass --reward-range=LO,HI (reward_range=) to rescale another "
                 "scale, or --clip / clip=True to clip it")
         return ValueError(f"{where}: score {shown} is outside {scale} ({hint})")
     return ValueError(f"{where}: score {value!r} is not a number")

@@ -121,14 +121,21 @@ def _warnings(data: SweepData, ids: list, rep: SweepReport, miss: dict | None
     return out + [m for m in rep.advice.messages if m.startswith("WARNING")]
 
 
+def _rescaling(rr: tuple[float, float]) -> str:
+    """``"score = (reward + 1) / 2"`` for ``(-1, 1)``."""
+    lo, width = rr[0], rr[1] - rr[0]
+    shift = "reward" if lo == 0 else (
+        f"(reward + {-lo:g})" if lo < 0 else f"(reward - {lo:g})")
+    return f"score = {shift} / {width:g}"
+
+
 def _input_dict(data: SweepData) -> dict[str, Any]:
     rr = data.reward_range
     return {
         "source": data.source,
         "columns": data.columns,
         "reward_range": list(rr) if rr else None,
-        "rescaling": (f"score = (reward - {rr[0]:g}) / ({rr[1]:g} - {rr[0]:g})"
-                      if rr else None),
+        "rescaling": _rescaling(rr) if rr else None,
         "n_rows": data.n_rows,
         "n_clipped": data.n_clipped,
         "has_text": data.texts is not None,
