@@ -277,14 +277,16 @@ def _resolve_columns(table: Table, *, id_col, score_col, step_col, text_col,
     found = ", ".join(map(str, have)) or "none"
     mapped = any(v is not None for v in (id_col, score_col, step_col, text_col,
                                          id_from_text))
-    score = score_col or _default_score(table.source, have, found)
-    cols = {"id": None if id_from_text else (id_col or "prompt_id"), "score": score,
+    cols = {"id": None if id_from_text else (id_col or "prompt_id"),
+            "score": score_col or "score",
             "step": step_col or ("step" if "step" in have else None),
             "text": id_from_text or text_col}
     for key, option in (("id", "id_col (--id-col) or id_from_text "
                         "(--id-from-text)"), ("score", "score_col (--score-col)"),
                         ("step", "step_col (--step-col)"),
                         ("text", "id_from_text/text_col (--id-from-text/--text-col)")):
+        if key == "score" and score_col is None:
+            cols["score"] = _default_score(table.source, have, found)
         if cols[key] is not None and cols[key] not in have:
             hint = f"; name the column with {option}" if not mapped else ""
             raise ValueError(f"{table.source}: missing column {cols[key]!r} (the "
@@ -400,7 +402,7 @@ def _check_range(rr) -> tuple[float, float] | None:
     return lo, hi
 
 
-_NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*\Z|"
+_NUMBER = re.compile(r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*\Z|"
                      r"\s*[+-]?(nan|inf|infinity)\s*\Z", re.IGNORECASE)
 _BOOLS = {"true": True, "false": False}
 
