@@ -603,8 +603,11 @@ def rollouts_for_miss_rate(p: float, target: float = 0.05) -> int:
         K = \left\lceil \frac{\ln(\text{target})}{\ln(1 - p)} \right\rceil.
 
     ``p = 0`` can never be seen, so it raises; ``p = 1`` needs ``K = 1``.
-    Computed with logs (``log1p``), so a tiny ``p`` such as ``1e-300`` returns
-    at once (``K`` about ``3e300``) instead of looping.
+    Computed with logs (``log1p``) and checked in log form, so a tiny ``p``
+    such as ``1e-300`` returns at once (``K`` about ``3e300``) instead of
+    looping. Where one more rollout changes ``K ln(1 - p)`` by less than its
+    rounding (``K`` above about ``10^15``), the result is the closed form to
+    float64 precision.
 
     >>> rollouts_for_miss_rate(0.05, 0.05)
     59
@@ -618,7 +621,11 @@ def rollouts_for_miss_rate(p: float, target: float = 0.05) -> int:
     if p == 1:
         return 1
     log_q, log_t = math.log1p(-p), math.log(target)
-    k = max(1, math.ceil(log_t / log_q))
+    ratio = log_t / log_q
+    if not math.isfinite(ratio):
+        raise ValueError(f"p = {p!r} is too small: K = ln(target) / ln(1 - p) "
+                         "overflows a float")
+    k = max(1, math.ceil(ratio))
     # guard against rounding in the logs, in log form (no pow underflow, no
     # loop that never ends when 1 - p rounds to 1): at most a few steps.
     for _ in range(4):

@@ -110,6 +110,16 @@ def plot_variance(
     bands (see the module doc), which keeps every band's relative width.
     Returns the number of prompts drawn one by one (0 when binned).
     """
+    fig, drawn = variance_figure(metrics, buckets, title=title, max_points=max_points,
+                                 n_bins=n_bins)
+    save_figure(fig, path, dpi=100)
+    return drawn
+
+
+def variance_figure(metrics: PromptMetrics, buckets: np.ndarray, *,
+                    title: str = "Pre-flight sweep: score spread per prompt",
+                    max_points: int = MAX_POINTS, n_bins: int = N_BINS):
+    """``(figure, prompts drawn one by one)`` of :func:`plot_variance`."""
     n = metrics.mean.size
     b_all = np.asarray(buckets, dtype=np.int64)
     # bands left to right: unlearnable, signal, flat, trivial, single
@@ -132,8 +142,7 @@ def plot_variance(
     ax.grid(True, alpha=0.3)
     fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8,
                frameon=False)
-    save_figure(fig, path, dpi=100)
-    return 0 if binned else int(n)
+    return fig, 0 if binned else int(n)
 
 
 def plot_pass_rate_hist(
@@ -145,6 +154,12 @@ def plot_pass_rate_hist(
     title: str = "Per-prompt pass rate",
 ) -> None:
     """Histogram of pass rates, bars coloured by bucket, thresholds drawn."""
+    save_figure(hist_figure(metrics, lo=lo, hi=hi, title=title), path, dpi=100)
+
+
+def hist_figure(metrics: PromptMetrics, *, lo: float, hi: float,
+                title: str = "Per-prompt pass rate"):
+    """The figure of :func:`plot_pass_rate_hist`."""
     p = metrics.pass_rate[metrics.n >= 2]
     ks = np.unique(metrics.n[metrics.n >= 2])
     fig, ax = new_figure(7, 4.4)
@@ -170,7 +185,7 @@ def plot_pass_rate_hist(
     ax.grid(True, axis="y", alpha=0.3)
     fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize=8,
                frameon=False)
-    save_figure(fig, path, dpi=100)
+    return fig
 
 
 def plot_transitions(
@@ -178,6 +193,13 @@ def plot_transitions(
     path: str | os.PathLike, *, first: object, last: object,
 ) -> None:
     """Bucket shares per step and the transition matrix ``first -> last``."""
+    save_figure(transitions_figure(steps, counts, matrix, first=first, last=last),
+                path, dpi=100)
+
+
+def transitions_figure(steps: Sequence, counts: Sequence[dict], matrix: np.ndarray,
+                       *, first: object, last: object):
+    """The figure of :func:`plot_transitions`."""
     fig, (ax, ax2) = new_figure(11, 4.6, ncols=2, width_ratios=(1.3, 1))
     names = [b for b in BUCKETS if any(c[b] for c in counts)]
     x = np.arange(len(steps))
@@ -207,4 +229,4 @@ def plot_transitions(
     ax2.set_xlabel(f"bucket at step {last}")
     ax2.set_ylabel(f"bucket at step {first}")
     ax2.set_title(f"Prompts moving between buckets, step {first} -> {last}")
-    save_figure(fig, path, dpi=100)
+    return fig
