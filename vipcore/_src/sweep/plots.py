@@ -181,7 +181,7 @@ def hist_figure(metrics: PromptMetrics, *, lo: float, hi: float,
     ax.set_xlabel("pass rate (share of a prompt's rollouts that passed)")
     ax.set_ylabel("prompts")
     ax.yaxis.set_major_formatter(lambda v, _: _count(int(v)))
-    ax.set_title(f"{title} ({_count(p.size)} prompts)")
+    ax.set_title(f"{title}, {_count(p.size)} prompts")
     ax.grid(True, axis="y", alpha=0.3)
     fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize=8,
                frameon=False)

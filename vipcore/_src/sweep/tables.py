@@ -250,25 +250,37 @@ def _load_csv(path: Path) -> Table:
     if len(set(cols)) != len(cols):
         raise ValueError(f"{path}:{_csv_line(path, text, start)}: duplicate "
                          f"column names {cols}")
-    keep = [i for i in range(start + 1, len(raw)) if raw[i]]
     ncol = len(cols)
-    if any(len(raw[i]) != ncol for i in keep):
-        bad = [i for i in keep
-               if len(raw[i]) != ncol and any(c.strip() for c in raw[i])]
-        if bad:
-            raise ValueError(
-                f"{path}:{_csv_line(path, text, bad[0])}: expected {ncol} fields "
-                f"({','.join(cols)}), got {len(raw[bad[0]])}")
-        keep = [i for i in keep if len(raw[i]) == ncol]
-    if not keep:
+    rows = raw[start + 1:]
+    if not all(rows) or set(map(len, rows)) != {ncol}:  # blank or short rows
+        rows = _csv_body(path, text, raw, start, cols)
+        keep = [i for i in range(start + 1, len(raw))
+                if raw[i] and len(raw[i]) == ncol]
+    else:
+        keep = range(start + 1, len(raw))
+    if not rows:
         raise ValueError(f"{path}: no data rows after the header")
-    rows = [raw[i] for i in keep]
 
     def get(name: str) -> list:
         return list(map(itemgetter(cols.index(name)), rows))
 
     return Table(str(path), cols, len(rows), get,
                  lambda i: f"{path}:{_csv_line(path, text, keep[i])}", True)
+
+
+def _csv_body(path: Path, text: str, raw: list, start: int, cols: list) -> list:
+    """Data rows without blank lines; a row of the wrong length is an error
+    unless it is only whitespace."""
+    ncol = len(cols)
+    rows = []
+    for i in range(start + 1, len(raw)):
+        r = raw[i]
+        if len(r) == ncol:
+            rows.append(r)
+        elif r and any(c.strip() for c in r):
+            raise ValueError(f"{path}:{_csv_line(path, text, i)}: expected {ncol} "
+                             f"fields ({','.join(cols)}), got {len(r)}")
+    return rows
 
 
 def _csv_line(path: Path, text: str, raw_index: int) -> int:
