@@ -531,3 +531,15 @@ def test_min_std_only_moves_signal_to_flat():
     for bad in (-0.1, 0.6, float("nan"), "0.1"):
         with pytest.raises(ValueError, match="min_std"):
             sweep.assign_buckets(m, min_std=bad)
+
+
+def test_docstring_examples():
+    import doctest
+
+    from vipcore._src.apps.cli import _columns
+    from vipcore._src.sweep import analysis, io, posterior, runner, summary, tables
+
+    for mod in (analysis, io, posterior, runner, summary, tables, _columns):
+        res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert res.failed == 0, mod.__name__
+    assert doctest.testmod(io).attempted >= 3
