@@ -142,10 +142,6 @@ OVER_LIMIT: set[str] = {
     "vipcore._src.apps.verify.stats._markdown",
     "vipcore._src.apps.verify.sweep.section",
     "vipcore._src.apps.verify.variance.section",
-    "vipcore._src.sweep.io._read_jsonl_lines",
-    "vipcore._src.sweep.io._read_csv",
-    "vipcore._src.sweep.summary.summarize",
-    "vipcore._src.sweep.summary.format_summary",
 }
 
 

@@ -119,11 +119,16 @@ def test_step_order(tmp_path):
 
 def test_json_ids_keep_type(tmp_path):
     p = tmp_path / "s.jsonl"
-    p.write_text('{"prompt_id": 7, "score": 1}\n{"prompt_id": "7", "score": 0}\n'
+    p.write_text('{"prompt_id": 7, "score": 1}\n{"prompt_id": 8, "score": 0}\n'
                  '{"prompt_id": 7, "score": 0}\n')
     d = sweep.read_scores(p)
-    assert d.prompt_ids == [7, "7"]
+    assert d.prompt_ids == [7, 8] and type(d.prompt_ids[0]) is int
     assert d.counts.tolist() == [2, 1]
+    # 7 and "7" would be one prompt to any text tool: refused, both lines named
+    p.write_text('{"prompt_id": 7, "score": 1}\n{"prompt_id": "7", "score": 0}\n')
+    with pytest.raises(ValueError, match=r"prompt_id 7 \(.*s\.jsonl:1\) and '7' "
+                       r"\(.*s\.jsonl:2\) differ only in type"):
+        sweep.read_scores(p)
 
 
 # ---------------------------------------------------------------------------
@@ -138,7 +143,7 @@ JSONL_ERRORS = [
      r":2: missing 'score'"),
     ('{"prompt_id": "a", "score": 1}\n{"prompt_id": "a", "score": "x"}\n',
      r":2: score 'x' is not a number"),
-    ('{"prompt_id": "a", "score": true}\n', r":1: score True is not a number"),
+    ('{"prompt_id": "a", "score": "1"}\n', r":1: score '1' is not a number"),
     ('{"prompt_id": "a", "score": 1}\n\n{"prompt_id": "a", "score": 1.5}\n',
      r":3: score 1.5 is outside \[0, 1\].*--clip"),
     ('{"prompt_id": "a", "score": NaN}\n', r":1: score nan is NaN"),
@@ -148,7 +153,7 @@ JSONL_ERRORS = [
      r":2: unknown column\(s\) 'x'"),
     ('{"id": "a", "score": 1}\n', r"missing column 'prompt_id'"),
     ('{"prompt_id": "a", "value": 1}\n', r"missing column 'score' .* 'scores'"),
-    ('{"prompt_id": "a", "scores": []}\n', r":1: 'scores' must be a non-empty list"),
+    ('{"prompt_id": "a", "scores": []}\n', r":1: 'scores' is empty"),
     ('{"prompt_id": "a", "scores": [1, 2]}\n', r":1: score 2 is outside"),
     ('{"prompt_id": "a", "score": 1, "step": 1}\n{"prompt_id": "a", "score": 1}\n',
      r":2: missing 'step'"),

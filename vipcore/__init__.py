@@ -36,6 +36,8 @@ from vipcore._src.allocation import register_allocator as register_allocator
 from vipcore._src.allocation import round_allocation as round_allocation
 from vipcore._src.allocation import solve as solve_allocation
 from vipcore._src.allocation import solve_continuous as solve_continuous
+from vipcore._src.embed import embed as embed
+from vipcore._src.embed import load_encoder as load_encoder
 from vipcore._src.planner import Planner as Planner
 from vipcore._src.variance import ESTIMATORS as ESTIMATORS
 from vipcore._src.variance import advantages as advantages
@@ -67,11 +69,13 @@ __all__ = [
     "allocate_uniform",
     "allocation_objective",
     "calibration",
+    "embed",
     "get_allocator",
     "gp",
     "gradient_variance",
     "gradient_variance_continuous",
     "grpo_gradient_variance",
+    "load_encoder",
     "montecarlo",
     "planner",
     "predict",

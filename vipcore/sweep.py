@@ -1,9 +1,12 @@
 """Pre-flight variance sweep: which prompts can teach GRPO anything.
 
-See ``docs/sweep.md``. Library functions work on a ``(prompts, K)`` score
-matrix, ragged per-prompt lists, or flat scores plus ``counts``; the readers
-handle JSONL/CSV/Parquet files; :func:`run_sweep` scores samples with a
-callable and can resume an interrupted sweep.
+See ``docs/sweep.md`` and ``docs/data.md``. Library functions work on a
+``(prompts, K)`` score matrix, ragged per-prompt lists, or flat scores plus
+``counts``; :func:`read_scores` reads JSONL/CSV/Parquet/Arrow files and
+:func:`from_table` in-memory tables (Hugging Face ``datasets``, pyarrow,
+pandas, dicts), with column mapping; :func:`run_sweep` scores samples with a
+callable (batched, concurrent) and can resume an interrupted sweep;
+:func:`prompt_table` gives every prompt's bucket and posterior ``p_hat``.
 """
 
 from vipcore._src.sweep.analysis import BUCKETS as BUCKETS
@@ -28,13 +31,18 @@ from vipcore._src.sweep.analysis import rollouts_for_miss_rate as rollouts_for_m
 from vipcore._src.sweep.analysis import zero_std_probability as zero_std_probability
 from vipcore._src.sweep.io import SweepData as SweepData
 from vipcore._src.sweep.io import demo_data as demo_data
+from vipcore._src.sweep.io import from_table as from_table
 from vipcore._src.sweep.io import read_scores as read_scores
-from vipcore._src.sweep.io import run_sweep as run_sweep
 from vipcore._src.sweep.io import select_step as select_step
+from vipcore._src.sweep.io import text_id as text_id
 from vipcore._src.sweep.plots import plot_pass_rate_hist as plot_pass_rate_hist
 from vipcore._src.sweep.plots import plot_transitions as plot_transitions
 from vipcore._src.sweep.plots import plot_variance as plot_variance
+from vipcore._src.sweep.posterior import Posterior as Posterior
+from vipcore._src.sweep.posterior import posterior_p as posterior_p
+from vipcore._src.sweep.runner import run_sweep as run_sweep
 from vipcore._src.sweep.summary import format_summary as format_summary
+from vipcore._src.sweep.summary import prompt_table as prompt_table
 from vipcore._src.sweep.summary import summarize as summarize
 
 __all__ = [
@@ -42,6 +50,7 @@ __all__ = [
     "THRESHOLDS",
     "Advice",
     "Potential",
+    "Posterior",
     "PromptMetrics",
     "SweepData",
     "SweepReport",
@@ -54,6 +63,7 @@ __all__ = [
     "bucket_transitions",
     "demo_data",
     "format_summary",
+    "from_table",
     "frac_reward_zero_std",
     "high_variance",
     "improvement_potential",
@@ -61,11 +71,14 @@ __all__ = [
     "plot_pass_rate_hist",
     "plot_transitions",
     "plot_variance",
+    "posterior_p",
     "prompt_metrics",
+    "prompt_table",
     "read_scores",
     "rollouts_for_miss_rate",
     "run_sweep",
     "select_step",
     "summarize",
+    "text_id",
     "zero_std_probability",
 ]

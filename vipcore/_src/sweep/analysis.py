@@ -45,10 +45,20 @@ Conventions
      such prompts are reported, never silently bucketed.
   2. ``unlearnable``: ``pass_rate <= lo``.
   3. ``trivial``: ``pass_rate >= hi``.
-  4. ``flat``: all scores equal although ``lo < pass_rate < hi`` (only graded
-     scores with the mean convention can do this, e.g. every rollout scores
-     0.5). The GRPO advantage is zero, so such a prompt is *not* signal.
+  4. ``flat``: ``lo < pass_rate < hi`` but the scores barely vary: their
+     std is below ``min_std`` (all scores equal when ``min_std = 0``). Only
+     graded scores can do this (every rollout scores 0.5, or 0.50/0.55):
+     the GRPO advantage is zero or mostly grader noise, so such a prompt is
+     *not* signal.
   5. ``signal``: everything else: ``lo < pass_rate < hi`` with spread.
+
+  **Graded rewards.** :func:`analyze` uses ``min_std = 0.1`` when some score
+  is neither 0 nor 1 (the variance-plot method's high-variance threshold,
+  variance 0.01, as a standard deviation) and ``min_std = 0`` for binary
+  scores, where any disagreement is a full-size reward difference (so binary
+  buckets never depend on it). Under GRPO's std-normalised advantage a tiny
+  spread is scaled up to unit-size advantages, i.e. noise is amplified;
+  under Dr. GRPO and RLOO it gives a gradient proportional to the spread.
 
   Hard thresholds are ``lo=0, hi=1`` (``pass_rate == 0`` / ``== 1``), soft
   ones ``lo=0.05, hi=0.95`` (the bucket rules use ``<=``/``>=``; the
@@ -91,6 +101,10 @@ __all__ = [
 #: Bucket names; :func:`assign_buckets` returns indices into this tuple.
 BUCKETS = ("unlearnable", "signal", "trivial", "flat", "single")
 UNLEARNABLE, SIGNAL, TRIVIAL, FLAT, SINGLE = range(5)
+
+#: The default ``min_std`` for graded scores (``sqrt`` of the variance-plot
+#: method's high-variance threshold 0.01).
+GRADED_MIN_STD = 0.1
 
 #: Named threshold pairs ``(lo, hi)``.
 THRESHOLDS = {"hard": (0.0, 1.0), "soft": (0.05, 0.95)}
@@ -374,24 +388,34 @@ def _check_thresholds(lo: float, hi: float) -> None:
         )
 
 
+def _check_min_std(min_std: float) -> None:
+    if not (isinstance(min_std, int | float | np.floating) and 0 <= min_std <= 0.5):
+        raise ValueError(f"min_std must be a number in [0, 0.5]; got {min_std!r}")
+
+
 def assign_buckets(
-    metrics: PromptMetrics, *, lo: float = 0.0, hi: float = 1.0
+    metrics: PromptMetrics, *, lo: float = 0.0, hi: float = 1.0,
+    min_std: float = 0.0,
 ) -> np.ndarray:
     """Bucket index per prompt (into :data:`BUCKETS`), rules in the module doc.
 
     ``single`` (n < 2), then ``unlearnable`` (pass rate <= lo), ``trivial``
-    (>= hi), ``flat`` (all scores equal), else ``signal``. Raising ``lo`` or
-    lowering ``hi`` only moves prompts out of ``signal``/``flat`` into the
-    neighbouring bucket; never between ``unlearnable`` and ``trivial``.
+    (>= hi), ``flat`` (all scores equal, or std < ``min_std``), else
+    ``signal``. Raising ``lo`` or lowering ``hi`` only moves prompts out of
+    ``signal``/``flat`` into the neighbouring bucket; never between
+    ``unlearnable`` and ``trivial``. Raising ``min_std`` only moves prompts
+    from ``signal`` to ``flat``.
 
-    >>> m = prompt_metrics([[0, 0], [0, 1], [1, 1], [0.5, 0.5], [1]])
-    >>> [BUCKETS[b] for b in assign_buckets(m)]
-    ['unlearnable', 'signal', 'trivial', 'flat', 'single']
+    >>> m = prompt_metrics([[0, 0], [0, 1], [1, 1], [0.5, 0.5], [1], [.5, .6]])
+    >>> [BUCKETS[b] for b in assign_buckets(m, min_std=0.1)]
+    ['unlearnable', 'signal', 'trivial', 'flat', 'single', 'flat']
     """
     _check_thresholds(lo, hi)
+    _check_min_std(min_std)
     p = metrics.pass_rate
     out = np.full(p.shape, SIGNAL, dtype=np.int8)
-    out[metrics.best == metrics.worst] = FLAT
+    # a relative 1e-9 keeps a spread of exactly min_std (0.5, 0.7) out of flat
+    out[(metrics.best == metrics.worst) | (metrics.std < min_std * (1 - 1e-9))] = FLAT
     out[p >= hi] = TRIVIAL
     out[p <= lo] = UNLEARNABLE
     out[metrics.n < 2] = SINGLE
@@ -449,6 +473,7 @@ def advise(
     *,
     potential: Potential | None = None,
     low_potential: float = 0.05,
+    min_std: float = 0.0,
 ) -> Advice:
     """Interpretation and compute-multiplier advice from the bucket counts.
 
@@ -463,7 +488,8 @@ def advise(
     * ``f > 30 %``: high, multiplier 1.
 
     Best-of-K ≈ mean (absolute ``gain < low_potential``) is flagged as low
-    improvement potential.
+    improvement potential. With ``min_std > 0`` (graded scores) a message
+    says how many prompts were set aside as ``flat`` for barely varying.
     """
     n = sum(v for k, v in counts.items() if k != "single")
     f = counts["signal"] / n if n else float("nan")
@@ -508,6 +534,13 @@ def advise(
             "the signal bucket only saves that share of rollouts (re-run the "
             "sweep during training: buckets move)."
         )
+    if min_std > 0 and counts.get("flat"):
+        msgs.append(
+            f"graded rewards: {counts['flat']} prompt(s) whose scores barely vary "
+            f"(std < {min_std:g}) count as 'flat', not signal: under GRPO's "
+            "std-normalised advantage their small differences (often grader "
+            "noise) become unit-size advantages; under Dr. GRPO / RLOO they "
+            "give little gradient.")
     if potential is not None and potential.n_prompts:
         if potential.gain < low_potential:
             msgs.append(
@@ -570,22 +603,38 @@ def rollouts_for_miss_rate(p: float, target: float = 0.05) -> int:
         K = \left\lceil \frac{\ln(\text{target})}{\ln(1 - p)} \right\rceil.
 
     ``p = 0`` can never be seen, so it raises; ``p = 1`` needs ``K = 1``.
+    Computed with logs (``log1p``) and checked in log form, so a tiny ``p``
+    such as ``1e-300`` returns at once (``K`` about ``3e300``) instead of
+    looping. Where one more rollout changes ``K ln(1 - p)`` by less than its
+    rounding (``K`` above about ``10^15``), the result is the closed form to
+    float64 precision.
 
     >>> rollouts_for_miss_rate(0.05, 0.05)
     59
     """
-    if not 0 < p <= 1:
-        raise ValueError(f"p must lie in (0, 1]; got {p}")
-    if not 0 < target < 1:
+    if isinstance(p, bool) or not isinstance(p, int | float | np.number) or not (
+            0 < p <= 1):
+        raise ValueError(f"p must lie in (0, 1]; got {p!r}")
+    if isinstance(target, bool) or not isinstance(
+            target, int | float | np.number) or not 0 < target < 1:
         raise ValueError(f"target must lie in (0, 1); got {target}")
     if p == 1:
         return 1
-    k = max(1, math.ceil(math.log(target) / math.log1p(-p)))
-    # guard against rounding in the logs: make it the exact smallest K.
-    while (1 - p) ** k > target:
-        k += 1
-    while k > 1 and (1 - p) ** (k - 1) <= target:
-        k -= 1
+    log_q, log_t = math.log1p(-p), math.log(target)
+    ratio = log_t / log_q
+    if not math.isfinite(ratio):
+        raise ValueError(f"p = {p!r} is too small: K = ln(target) / ln(1 - p) "
+                         "overflows a float")
+    k = max(1, math.ceil(ratio))
+    # guard against rounding in the logs, in log form (no pow underflow, no
+    # loop that never ends when 1 - p rounds to 1): at most a few steps.
+    for _ in range(4):
+        if k * log_q > log_t:
+            k += 1
+        elif k > 1 and (k - 1) * log_q <= log_t:
+            k -= 1
+        else:
+            break
     return k
 
 
@@ -714,6 +763,7 @@ def analyze(
     variance_threshold: float = 0.01,
     group_size: int = 8,
     low_potential: float = 0.05,
+    min_std: float | None = None,
 ) -> SweepReport:
     """Metrics, buckets, potential, advice and ``frac_reward_zero_std``.
 
@@ -725,6 +775,9 @@ def analyze(
       variance_threshold: the variance-plot method's high-variance filter threshold.
       group_size: training group size ``G`` for ``frac_reward_zero_std``.
       low_potential: absolute best-of-K gain below which potential is "low".
+      min_std: a prompt needs a score std of at least this to be ``signal``;
+        None: :data:`GRADED_MIN_STD` when some score is neither 0 nor 1,
+        else 0 (see the module doc).
 
     >>> r = analyze([[0, 0, 0], [0, 1, 1], [1, 1, 1], [1, 0, 0]])
     >>> r.counts["signal"], r.advice.level
@@ -733,7 +786,10 @@ def analyze(
     _check_thresholds(lo, hi)
     flat, c = as_ragged(scores, counts=counts)
     m = prompt_metrics(flat, counts=c, pass_threshold=pass_threshold)
-    b = assign_buckets(m, lo=lo, hi=hi)
+    graded = bool(np.any((flat != 0) & (flat != 1)))
+    if min_std is None:
+        min_std = GRADED_MIN_STD if graded else 0.0
+    b = assign_buckets(m, lo=lo, hi=hi, min_std=min_std)
     cnt = bucket_counts(b)
     pot = improvement_potential(m)
     zs_all = frac_reward_zero_std(flat, counts=c, group_size=group_size)
@@ -744,7 +800,7 @@ def analyze(
         zs_all.group_size,
         bool(np.all(c[b == SIGNAL] >= group_size)),
     )
-    adv = advise(cnt, potential=pot, low_potential=low_potential)
+    adv = advise(cnt, potential=pot, low_potential=low_potential, min_std=min_std)
     settings = {
         "lo": lo,
         "hi": hi,
@@ -752,6 +808,8 @@ def analyze(
         "variance_threshold": variance_threshold,
         "group_size": int(group_size),
         "low_potential": low_potential,
+        "min_std": float(min_std),
+        "graded": graded,
     }
     return SweepReport(
         metrics=m,

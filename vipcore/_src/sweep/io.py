@@ -1,60 +1,68 @@
-"""Reading sweep results, running a sweep from a callable, and the demo data.
+"""Reading sweep scores from files and tables, with column mapping.
 
-File formats (one row per rollout is *long*, one row per prompt is *wide*):
+Sources: JSONL, CSV/TSV, Parquet and Arrow files (:func:`read_scores`), and
+in-memory tables such as a Hugging Face ``datasets.Dataset``, a
+``pyarrow.Table``, a pandas ``DataFrame``, a dict of columns or a list of
+records (:func:`from_table`). One row per rollout is *long*, one row per
+prompt with a list of scores is *wide*; rows may mix both.
 
-* JSONL long: ``{"prompt_id": "q1", "score": 1}`` per line, optional
-  ``"step"`` (checkpoint) and ``"rollout"`` (an index, ignored).
-* JSONL wide: ``{"prompt_id": "q1", "scores": [1, 0, 1]}``, optional ``"step"``.
-* CSV long: header ``prompt_id,score[,step]``; CSV wide: ``prompt_id,scores``
-  where a ``scores`` cell is ``"[1, 0, 1]"``, ``"1 0 1"`` or ``"1;0;1"``.
-* Parquet with the same columns (``scores`` a list column), when ``pyarrow``
-  is importable (``pip install vipcore[parquet]``).
+Columns (the defaults, each can be renamed):
 
-Rows of one prompt (within one step) are merged, so a prompt may be split
-over several lines in any order. Prompt ids are strings or integers (JSON
-keeps the type; CSV ids are strings). Steps that are all integers (or, in
-CSV, integer strings) are ordered numerically, other labels by first
-appearance.
+* the prompt id: ``prompt_id`` (``id_col``), a string or an integer; or,
+  with ``id_from_text=COL``, the :func:`text_id` of the prompt text in
+  column ``COL`` (the text is kept: ``SweepData.texts``);
+* the score: ``score`` (one number) or ``scores`` (a list) (``score_col``);
+  booleans count as pass (1) and fail (0);
+* the checkpoint: ``step`` if present (``step_col``); ``rollout`` (an index)
+  is accepted and ignored.
 
-Errors name the file, the line (CSV and JSONL; the row for Parquet) and what
-is wrong. Scores must be numbers in [0, 1]; with ``clip=True`` finite numbers
-outside are clipped and counted in :attr:`SweepData.n_clipped` (non-numbers
-and NaN remain errors). Input files are only read, never modified.
+Without a mapping any other column is an error (``ignore_extra_columns``
+skips them); as soon as a column is named, the others are ignored.
 
-Parsing uses only the standard library. JSONL is first parsed in one
-``json.loads`` over the whole file with vectorised checks; if anything looks
-wrong the per-line reader runs instead and reports the exact line. CSV goes
-through ``csv.reader`` in one tight loop. Measured on this shared 2-core CPU
-(``benchmarks/bench_sweep.py``), 10^6 rows read and analysed in about 1 s of
-CPU time for JSONL and 0.6 s for CSV, far below the 10 s budget.
+Scores must lie in [0, 1]. ``reward_range=(lo, hi)`` rescales rewards given
+on another scale, ``s -> (s - lo) / (hi - lo)`` (``(-1, 1)`` for ``{-1, +1}``
+rewards); values outside ``[lo, hi]`` remain errors. ``clip=True`` clips
+finite out-of-range values instead and counts them (``n_clipped``); NaN,
+infinities, strings, missing values and booleans under ``reward_range`` are
+always errors. Rows of one prompt (within one step) are merged, in any order.
+Steps that are all integers (or integer strings) are ordered numerically,
+other labels by first appearance.
+
+Nothing is silently altered: an id or step with spaces around it, the same
+label as an integer and as a string (``1`` and ``"1"``), a JSONL object
+split over lines or with a repeated key, an empty element in a CSV list
+(``"[1, , 0]"``) or a non-ASCII digit are errors naming the file and line
+(``SOURCE: row R`` for tables, ``R`` from 0). Input files are only read.
 """
 
 from __future__ import annotations
 
-import csv
+import hashlib
 import json
 import math
 import os
 import re
-import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from vipcore._src._files import atomic_write_text
+from vipcore._src.sweep.tables import MISSING, Table, from_object, load_file
+
 __all__ = [
     "SweepData",
     "read_scores",
+    "from_table",
+    "text_id",
     "resolve_step",
     "select_step",
-    "run_sweep",
     "demo_data",
-    "write_signal_jsonl",
+    "write_jsonl",
 ]
 
-#: Column names the readers understand.
+#: Column names the readers understand without a mapping.
 KNOWN_COLUMNS = ("prompt_id", "score", "scores", "step", "rollout")
 
 
@@ -64,12 +72,15 @@ class SweepData(NamedTuple):
     Attributes:
       prompt_ids: prompt id of each group.
       steps: step label of each group, or None when the input had no steps.
-      scores: ``float64`` scores, group by group (contiguous).
+      scores: ``float64`` scores in [0, 1], group by group (contiguous).
       counts: rollouts per group (``int64``, all ``>= 1``).
       step_labels: the distinct steps in order, or None.
-      n_clipped: scores clipped into [0, 1] (only with ``clip=True``).
+      n_clipped: scores clipped into range (only with ``clip=True``).
       source: where the data came from (file name or ``"demo ..."``).
       n_rows: rollouts read.
+      texts: prompt text per prompt id, when a text column was read.
+      reward_range: the ``(lo, hi)`` the scores were rescaled from, or None.
+      columns: the columns read (``id``, ``score``, ``step``, ``text``).
     """
 
     prompt_ids: list
@@ -80,6 +91,25 @@ class SweepData(NamedTuple):
     n_clipped: int
     source: str
     n_rows: int
+    texts: dict | None = None
+    reward_range: tuple[float, float] | None = None
+    columns: dict | None = None
+
+
+def text_id(text: str) -> str:
+    """The stable id of a prompt text: ``"t"`` + 16 hex digits of its SHA-256.
+
+    The same text (compared exactly, as UTF-8) always gets the same id, in
+    every process and on every machine.
+
+    >>> text_id("What is 2 + 2?")
+    't38d46ad3618826cf'
+    """
+    return "t" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------
+# Steps
 
 
 def resolve_step(data: SweepData, step: Any = None) -> Any:
@@ -88,8 +118,7 @@ def resolve_step(data: SweepData, step: Any = None) -> Any:
     if data.steps is None:
         if step is not None:
             raise ValueError(
-                f"{data.source} has no step column; cannot select step {step!r}"
-            )
+                f"{data.source} has no step column; cannot select step {step!r}")
         return None
     labels = data.step_labels
     if step is None:
@@ -114,394 +143,399 @@ def select_step(
     idx = np.flatnonzero(np.array([s == lab for s in data.steps], dtype=bool))
     lo, hi = int(idx[0]), int(idx[-1]) + 1  # groups of one step are contiguous
     starts = np.concatenate([[0], np.cumsum(data.counts)])
-    return (
-        data.prompt_ids[lo:hi],
-        data.scores[starts[lo]:starts[hi]],
-        data.counts[lo:hi],
-    )
+    return (data.prompt_ids[lo:hi], data.scores[starts[lo]:starts[hi]],
+            data.counts[lo:hi])
 
 
 # --------------------------------------------------------------------------
-# Readers
-
-
-def _fmt_of(path: Path, fmt: str | None) -> str:
-    if fmt is not None:
-        if fmt not in ("jsonl", "csv", "parquet"):
-            raise ValueError(f"format must be 'jsonl', 'csv' or 'parquet'; got {fmt!r}")
-        return fmt
-    ext = path.suffix.lower()
-    if ext in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    if ext in (".csv", ".tsv"):
-        return "csv"
-    if ext in (".parquet", ".pq"):
-        return "parquet"
-    with open(path, "rb") as f:
-        head = f.read(4096).lstrip()
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    return "jsonl" if head.startswith(b"{") else "csv"
+# Public readers
 
 
 def read_scores(
     path: str | os.PathLike,
     *,
     fmt: str | None = None,
+    id_col: str | None = None,
+    score_col: str | None = None,
+    step_col: str | None = None,
+    text_col: str | None = None,
+    id_from_text: str | None = None,
+    reward_range: tuple[float, float] | None = None,
     clip: bool = False,
     ignore_extra_columns: bool = False,
 ) -> SweepData:
-    """Read a sweep file (JSONL, CSV or Parquet; long or wide).
+    """Read a sweep file (JSONL, CSV/TSV, Parquet or Arrow; long or wide).
 
     Args:
       path: the file; the format comes from the extension (``.jsonl``,
-        ``.ndjson``, ``.json``, ``.csv``, ``.parquet``) or its first bytes.
-      fmt: force ``"jsonl"``, ``"csv"`` or ``"parquet"``.
-      clip: clip finite scores outside [0, 1] instead of raising; the number
-        clipped is returned in ``n_clipped``.
-      ignore_extra_columns: ignore columns other than ``prompt_id``,
-        ``score``/``scores``, ``step`` and ``rollout`` instead of raising.
+        ``.ndjson``, ``.json``, ``.csv``, ``.tsv``, ``.parquet``, ``.arrow``,
+        ``.feather``) or its first bytes.
+      fmt: force ``"jsonl"``, ``"csv"``, ``"parquet"`` or ``"arrow"``.
+      id_col: the prompt-id column (default ``prompt_id``).
+      score_col: the score column (default ``score`` or ``scores``).
+      step_col: the step column (default ``step`` when present).
+      text_col: a prompt-text column to keep (``SweepData.texts``).
+      id_from_text: a prompt-text column whose :func:`text_id` is the id.
+      reward_range: ``(lo, hi)``: rescale scores from ``[lo, hi]`` to [0, 1].
+      clip: clip finite out-of-range scores instead of raising.
+      ignore_extra_columns: without a mapping, skip unknown columns.
 
     Raises:
-      ValueError: naming the file, the line and the problem.
+      ValueError: naming the file, the line (or row) and the problem.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.csv"
+    >>> _ = p.write_text("question_id,sample_idx,reward\\nq1,0,1\\nq1,1,-1\\n")
+    >>> d = read_scores(p, id_col="question_id", score_col="reward",
+    ...                 reward_range=(-1, 1))
+    >>> d.prompt_ids, d.scores.tolist()
+    (['q1'], [1.0, 0.0])
     """
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"{path}: no such file")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory, not a file")
-    kind = _fmt_of(path, fmt)
-    reader = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}[kind]
-    ids, scores, steps = reader(path, clip, ignore_extra_columns)
-    return _group(str(path), ids, scores, steps, clip)
+    table = load_file(path, fmt)
+    return _read(table, id_col=id_col, score_col=score_col, step_col=step_col,
+                 text_col=text_col, id_from_text=id_from_text,
+                 reward_range=reward_range, clip=clip,
+                 ignore_extra_columns=ignore_extra_columns)
 
 
-def _columns_error(where: str, found: Iterable[str], extra: set[str]) -> ValueError:
-    return ValueError(
-        f"{where}: unknown column(s) {', '.join(sorted(map(repr, extra)))}; "
-        f"known: {', '.join(KNOWN_COLUMNS)} (found: {', '.join(map(str, found))}); "
-        "pass --ignore-extra-columns (ignore_extra_columns=True) to skip them"
-    )
+def from_table(
+    table: Any,
+    *,
+    id_col: str | None = None,
+    score_col: str | None = None,
+    step_col: str | None = None,
+    text_col: str | None = None,
+    id_from_text: str | None = None,
+    reward_range: tuple[float, float] | None = None,
+    clip: bool = False,
+    ignore_extra_columns: bool = False,
+    source: str | None = None,
+) -> SweepData:
+    """:func:`read_scores` for an in-memory table.
+
+    ``table`` is a Hugging Face ``datasets.Dataset``, a ``pyarrow.Table``,
+    a pandas ``DataFrame``, a dict of columns or a list of records (dicts);
+    errors name ``source`` (default: the type name) and the row (from 0).
+
+    >>> d = from_table({"prompt": ["a", "a", "b"], "acc": [True, False, True]},
+    ...                id_from_text="prompt", score_col="acc")
+    >>> d.counts.tolist(), d.texts[d.prompt_ids[0]]
+    ([2, 1], 'a')
+    """
+    return _read(from_object(table, source), id_col=id_col, score_col=score_col,
+                 step_col=step_col, text_col=text_col, id_from_text=id_from_text,
+                 reward_range=reward_range, clip=clip,
+                 ignore_extra_columns=ignore_extra_columns)
 
 
-def _layout(where: str, cols: Sequence[str], ignore_extra: bool) -> str:
-    """'long' or 'wide' from the column names, or a clear error."""
-    colset = set(cols)
-    found = ", ".join(map(str, cols))
-    if "prompt_id" not in colset:
-        raise ValueError(
-            f"{where}: missing column 'prompt_id' (found: {found}); need prompt_id "
-            "plus score (long format) or scores (wide format)"
-        )
-    if "score" in colset and "scores" in colset:
-        raise ValueError(f"{where}: has both 'score' and 'scores'; use one layout")
-    if "score" not in colset and "scores" not in colset:
-        raise ValueError(
-            f"{where}: missing column 'score' (long format) or 'scores' (wide "
-            f"format) (found: {found})"
-        )
-    extra = colset - set(KNOWN_COLUMNS)
-    if extra and not ignore_extra:
-        raise _columns_error(where, cols, extra)
-    return "long" if "score" in colset else "wide"
-
-
-_INF = float("inf")
-
-
-def _bad_score(where: str, value: Any, clip: bool) -> ValueError:
-    if isinstance(value, float) and math.isnan(value):
-        what = "is NaN"
-    elif isinstance(value, float) and math.isinf(value):
-        what = "is infinite"
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        what = "is outside [0, 1] (pass --clip / clip=True to clip it)"
-    else:
-        what = "is not a number"
-    return ValueError(f"{where}: score {value!r} {what}")
-
-
-def _check_id(where: str, pid: Any) -> None:
-    if isinstance(pid, bool) or not isinstance(pid, str | int):
-        raise ValueError(
-            f"{where}: prompt_id must be a string or an integer; got {pid!r}"
-        )
-    if pid == "":
-        raise ValueError(f"{where}: empty prompt_id")
-
-
-def _check_step(where: str, step: Any) -> None:
-    if isinstance(step, bool) or not isinstance(step, str | int) or step == "":
-        raise ValueError(f"{where}: step must be an integer or a label; got {step!r}")
-
-
-def _read_jsonl(path: Path, clip: bool, ignore_extra: bool):
-    """Fast path (whole file, vectorised checks); on any doubt the per-line
-    reader below runs instead and produces the exact error and line."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
-        data = data[3:]
-    fast = _read_jsonl_fast(data, clip, ignore_extra)
-    if fast is not None:
-        return fast
-    return _read_jsonl_lines(path, clip, ignore_extra)
-
-
-def _read_jsonl_fast(data: bytes, clip: bool, ignore_extra: bool):
-    lines = data.split(b"\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        return None
-    try:
-        objs = json.loads(b"[" + b",".join(lines) + b"]")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if len(objs) != len(lines) or set(map(type, objs)) != {dict}:
-        return None
-    keys = objs[0].keys()
-    if set(keys) - set(KNOWN_COLUMNS) and not ignore_extra:
-        return None
-    if not all(o.keys() == keys for o in objs):
-        return None
-    if "prompt_id" not in keys or ("score" in keys) == ("scores" in keys):
-        return None
-    ids = [o["prompt_id"] for o in objs]
-    if not set(map(type, ids)) <= {str, int} or "" in ids:
-        return None
-    steps = None
-    if "step" in keys:
-        steps = [o["step"] for o in objs]
-        if not set(map(type, steps)) <= {str, int} or "" in steps:
-            return None
-    if "score" in keys:
-        scores = [o["score"] for o in objs]
-    else:
-        rows = [o["scores"] for o in objs]
-        if set(map(type, rows)) != {list} or min(map(len, rows)) == 0:
-            return None
-        lens = list(map(len, rows))
-        scores = [s for r in rows for s in r]
-        ids = [pid for pid, n in zip(ids, lens, strict=True) for _ in range(n)]
-        if steps is not None:
-            steps = [st for st, n in zip(steps, lens, strict=True) for _ in range(n)]
-    if not set(map(type, scores)) <= {int, float}:
-        return None
-    arr = np.asarray(scores, dtype=np.float64)
-    ok = np.isfinite(arr) if clip else (arr >= 0) & (arr <= 1)
-    if not ok.all():
-        return None
-    return ids, arr, steps
-
-
-def _read_jsonl_lines(path: Path, clip: bool, ignore_extra: bool):
-    ids: list = []
-    scores: list = []
-    steps: list | None = None
-    layout = None
-    loads = json.loads
-    ok_types = (int, float)
-    with open(path, encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, 1):
-            try:
-                obj = loads(line)
-            except ValueError as err:
-                if not line.strip():
-                    continue
-                msg = getattr(err, "msg", str(err))
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({msg})") from None
-            if obj.__class__ is not dict:
-                raise ValueError(
-                    f"{path}:{lineno}: expected a JSON object, got "
-                    f"{type(obj).__name__}"
-                )
-            if layout is None:
-                layout = _layout(f"{path}:{lineno}", list(obj), ignore_extra)
-                keys = set(obj)
-                has_step = "step" in obj
-                steps = [] if has_step else None
-                key = "score" if layout == "long" else "scores"
-            if obj.keys() != keys:
-                _check_keys(f"{path}:{lineno}", obj, key, has_step, ignore_extra)
-            pid = obj["prompt_id"]
-            if pid.__class__ is not str:
-                _check_id(f"{path}:{lineno}", pid)
-            if has_step:
-                st = obj["step"]
-                if st.__class__ is not int:
-                    _check_step(f"{path}:{lineno}", st)
-            if layout == "long":
-                s = obj[key]
-                if s.__class__ not in ok_types:
-                    raise _bad_score(f"{path}:{lineno}", s, clip)
-                if not 0 <= s <= 1 and (not clip or s != s or s in (_INF, -_INF)):
-                    raise _bad_score(f"{path}:{lineno}", s, clip)
-                ids.append(pid)
-                scores.append(s)
-                if has_step:
-                    steps.append(st)
-            else:
-                row = obj[key]
-                if row.__class__ is not list or not row:
-                    raise ValueError(
-                        f"{path}:{lineno}: 'scores' must be a non-empty list of "
-                        f"numbers; got {row!r}"
-                    )
-                for s in row:
-                    if s.__class__ not in ok_types or (
-                        not 0 <= s <= 1
-                        and (not clip or s != s or s in (_INF, -_INF))
-                    ):
-                        raise _bad_score(f"{path}:{lineno}", s, clip)
-                ids.extend([pid] * len(row))
-                scores.extend(row)
-                if has_step:
-                    steps.extend([st] * len(row))
-    if layout is None:
-        raise ValueError(f"{path}: empty file (no JSON records)")
-    return ids, scores, steps
-
-
-def _check_keys(where, obj, key, has_step, ignore_extra):
-    need = {"prompt_id", key} | ({"step"} if has_step else set())
-    missing = need - set(obj)
-    if missing:
-        raise ValueError(
-            f"{where}: missing {', '.join(sorted(map(repr, missing)))} "
-            f"(found: {', '.join(obj)})"
-        )
-    if not has_step and "step" in obj:
-        raise ValueError(f"{where}: has 'step' but the first record did not")
-    other = {"score", "scores"} - {key}
-    if other & set(obj):
-        raise ValueError(f"{where}: has both 'score' and 'scores'; use one layout")
-    extra = set(obj) - set(KNOWN_COLUMNS)
-    if extra and not ignore_extra:
-        raise _columns_error(where, list(obj), extra)
-
-
-_SPLIT = re.compile(r"[,;\s]+")
-
-
-def _read_csv(path: Path, clip: bool, ignore_extra: bool):
-    ids: list = []
-    scores: list = []
-    steps: list | None = None
-    delim = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter=delim)
-        header = None
-        for header in reader:
-            if header and any(h.strip() for h in header):
-                break
+def _read(table: Table, *, reward_range, clip, **names) -> SweepData:
+    cols = _resolve_columns(table, **names)
+    rr = _check_range(reward_range)
+    flat, lens, n_clipped = _scores(table, cols["score"], rr, clip)
+    texts = None
+    if cols["text"] is not None:
+        text = _texts(table, cols["text"])
+        if cols["id"] is None:
+            ids, texts = _ids_from_text(table, text)
         else:
-            header = None
-        if header is None:
-            raise ValueError(f"{path}: empty file (no header row)")
-        cols = [h.strip() for h in header]
-        if len(set(cols)) != len(cols):
-            raise ValueError(f"{path}:{reader.line_num}: duplicate column names {cols}")
-        layout = _layout(f"{path}:{reader.line_num} (header)", cols, ignore_extra)
-        ncol = len(cols)
-        ii = cols.index("prompt_id")
-        si = cols.index("score" if layout == "long" else "scores")
-        ti = cols.index("step") if "step" in cols else None
-        if ti is not None:
-            steps = []
-        nrows = 0
-        for row in reader:
-            if len(row) != ncol:
-                if not row or not any(c.strip() for c in row):
-                    continue
-                raise ValueError(
-                    f"{path}:{reader.line_num}: expected {ncol} fields "
-                    f"({','.join(cols)}), got {len(row)}"
-                )
-            nrows += 1
-            pid = row[ii]
-            if not pid:
-                raise ValueError(f"{path}:{reader.line_num}: empty prompt_id")
-            if layout == "long":
-                s = _csv_score(path, reader.line_num, row[si], clip)
-                ids.append(pid)
-                scores.append(s)
-                if ti is not None:
-                    steps.append(row[ti])
-            else:
-                cell = row[si].strip().strip("[]").strip()
-                parts = _SPLIT.split(cell) if cell else []
-                if not parts:
-                    raise ValueError(
-                        f"{path}:{reader.line_num}: 'scores' is empty; expected a "
-                        "list such as [1, 0, 1]"
-                    )
-                vals = [_csv_score(path, reader.line_num, x, clip) for x in parts]
-                ids.extend([pid] * len(vals))
-                scores.extend(vals)
-                if ti is not None:
-                    steps.extend([row[ti]] * len(vals))
-            if ti is not None and not row[ti].strip():
-                raise ValueError(f"{path}:{reader.line_num}: empty step")
-    if not nrows:
-        raise ValueError(f"{path}: no data rows after the header")
-    return ids, scores, steps
-
-
-def _csv_score(path: Path, line: int, text: str, clip: bool) -> float:
-    try:
-        s = float(text)
-    except ValueError:
-        raise _bad_score(f"{path}:{line}", text, clip) from None
-    if not 0 <= s <= 1 and (not clip or s != s or s in (_INF, -_INF)):
-        raise _bad_score(f"{path}:{line}", s, clip)
-    return s
-
-
-def _read_parquet(path: Path, clip: bool, ignore_extra: bool):
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ValueError(
-            f"{path}: reading Parquet needs pyarrow (pip install 'vipcore[parquet]'); "
-            "or convert the file to JSONL/CSV"
-        ) from None
-    try:
-        table = pq.read_table(path)
-    except Exception as err:  # pyarrow's own error types
-        raise ValueError(f"{path}: cannot read as Parquet: {err}") from None
-    cols = list(table.column_names)
-    layout = _layout(str(path), cols, ignore_extra)
-    if table.num_rows == 0:
-        raise ValueError(f"{path}: no rows")
-    ids = table.column("prompt_id").to_pylist()
-    steps = table.column("step").to_pylist() if "step" in cols else None
-    for r, pid in enumerate(ids):
-        if pid.__class__ is not str:
-            _check_id(f"{path}: row {r}", pid)
-        if steps is not None and steps[r].__class__ is not int:
-            _check_step(f"{path}: row {r}", steps[r])
-    if layout == "long":
-        raw = table.column("score").to_pylist()
-        rows = [[v] for v in raw]
+            ids = _labels(table, cols["id"], "prompt id")
+            texts = _text_per_id(table, ids, text)
     else:
-        rows = table.column("scores").to_pylist()
-    out_ids: list = []
-    out_scores: list = []
-    out_steps: list | None = [] if steps is not None else None
-    for r, row in enumerate(rows):
-        if not isinstance(row, list) or not row:
-            raise ValueError(f"{path}: row {r}: 'scores' must be a non-empty list")
-        for s in row:
-            if isinstance(s, bool) or not isinstance(s, int | float) or (
-                not 0 <= s <= 1 and (not clip or s != s or s in (_INF, -_INF))
-            ):
-                raise _bad_score(f"{path}: row {r}", s, clip)
-        out_ids.extend([ids[r]] * len(row))
-        out_scores.extend(row)
-        if out_steps is not None:
-            out_steps.extend([steps[r]] * len(row))
-    return out_ids, out_scores, out_steps
+        ids = _labels(table, cols["id"], "prompt id")
+    steps = _labels(table, cols["step"], "step") if cols["step"] else None
+    if lens is not None:
+        rows = np.repeat(np.arange(table.n_rows), lens).tolist()
+        ids = [ids[r] for r in rows]
+        steps = None if steps is None else [steps[r] for r in rows]
+    data = _group(table.source, ids, flat, steps, n_clipped)
+    return data._replace(texts=texts, reward_range=rr, columns=cols)
+
+
+# --------------------------------------------------------------------------
+# Columns
+
+
+def _check_name(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValueError(f"{name} must be a non-empty column name; got {value!r}")
+
+
+def _resolve_columns(table: Table, *, id_col, score_col, step_col, text_col,
+                     id_from_text, ignore_extra_columns) -> dict:
+    """Which column holds what; errors list the columns found."""
+    for name, value in (("id_col", id_col), ("score_col", score_col),
+                        ("step_col", step_col), ("text_col", text_col),
+                        ("id_from_text", id_from_text)):
+        _check_name(name, value)
+    if id_from_text is not None and id_col is not None:
+        raise ValueError("give id_col (--id-col) or id_from_text (--id-from-text), "
+                         "not both")
+    if id_from_text and text_col and id_from_text != text_col:
+        raise ValueError(f"id_from_text={id_from_text!r} and text_col={text_col!r} "
+                         "name different columns; the text kept is the one hashed")
+    have = table.columns
+    found = ", ".join(map(str, have)) or "none"
+    mapped = any(v is not None for v in (id_col, score_col, step_col, text_col,
+                                         id_from_text))
+    cols = {"id": None if id_from_text else (id_col or "prompt_id"),
+            "score": score_col or "score",
+            "step": step_col or ("step" if "step" in have else None),
+            "text": id_from_text or text_col}
+    for key, option in (("id", "id_col (--id-col) or id_from_text "
+                        "(--id-from-text)"), ("score", "score_col (--score-col)"),
+                        ("step", "step_col (--step-col)"),
+                        ("text", "id_from_text/text_col (--id-from-text/--text-col)")):
+        if key == "score" and score_col is None:
+            cols["score"] = _default_score(table.source, have, found)
+        if cols[key] is not None and cols[key] not in have:
+            hint = f"; name the column with {option}" if not mapped else ""
+            raise ValueError(f"{table.source}: missing column {cols[key]!r} (the "
+                             f"{'prompt id' if key == 'id' else key}; found: "
+                             f"{found}){hint}")
+    extra = [c for c in have if c not in KNOWN_COLUMNS]
+    if extra and not mapped and not ignore_extra_columns:
+        where = table.source
+        if not table.text_cells:  # name the first row that has one
+            vals = table.get(extra[0])
+            where = table.where(_first(vals, lambda v: v is not MISSING))
+        raise ValueError(
+            f"{where}: unknown column(s) {', '.join(map(repr, extra))}; "
+            f"known: {', '.join(KNOWN_COLUMNS)} (found: {found}); name the columns "
+            "to read with --id-col/--score-col (id_col=, score_col=), or pass "
+            "--ignore-extra-columns (ignore_extra_columns=True)")
+    return cols
+
+
+def _default_score(source: str, have: list, found: str) -> str:
+    if "score" in have and "scores" in have:
+        raise ValueError(f"{source}: has both 'score' and 'scores'; use one, or "
+                         "pick one with score_col (--score-col)")
+    for name in ("score", "scores"):
+        if name in have:
+            return name
+    raise ValueError(f"{source}: missing column 'score' (long format) or 'scores' "
+                     f"(wide format) (found: {found}); name the score column with "
+                     "score_col (--score-col)")
+
+
+def _first(values: list, bad) -> int:
+    return next(i for i, v in enumerate(values) if bad(v))
+
+
+def _labels(table: Table, col: str, what: str) -> list:
+    """Prompt ids or steps: strings or integers, exactly as written."""
+    vals = table.get(col)
+    ok = {str, int}
+    if not set(map(type, vals)) <= ok:
+        i = _first(vals, lambda v: type(v) not in ok)
+        v = vals[i]
+        if v is MISSING:
+            raise ValueError(f"{table.where(i)}: missing {col!r}")
+        raise ValueError(f"{table.where(i)}: {col} must be a string or an "
+                         f"integer; got {v!r}")
+    distinct = dict.fromkeys(vals)
+    for v in distinct:
+        if v.__class__ is str and (not v or v != v.strip()):
+            i = vals.index(v)
+            if not v:
+                raise ValueError(f"{table.where(i)}: empty {col}")
+            raise ValueError(f"{table.where(i)}: {col} {v!r} has spaces around it; "
+                             f"fix the file ({what}s are compared exactly)")
+    if not table.text_cells and {str, int} <= set(map(type, distinct)):
+        as_text = {v: str(v) for v in distinct}
+        seen: dict = {}
+        for v, t in as_text.items():
+            if t in seen:
+                a, b = vals.index(seen[t]), vals.index(v)
+                raise ValueError(
+                    f"{col} {seen[t]!r} ({table.where(a)}) and {v!r} "
+                    f"({table.where(b)}) differ only in type (number and string); "
+                    f"write each {what} one way")
+            seen[t] = v
+    return vals
+
+
+def _texts(table: Table, col: str) -> list:
+    vals = table.get(col)
+    if set(map(type, vals)) != {str} or "" in vals:
+        i = _first(vals, lambda v: v.__class__ is not str or not v)
+        v = vals[i]
+        got = "missing" if v is MISSING else repr(v)[:60]
+        raise ValueError(f"{table.where(i)}: prompt text ({col!r}) must be a "
+                         f"non-empty string; got {got}")
+    return vals
+
+
+def _ids_from_text(table: Table, texts: list) -> tuple[list, dict]:
+    by_text = {t: text_id(t) for t in dict.fromkeys(texts)}
+    if len(set(by_text.values())) != len(by_text):  # 64-bit hash collision
+        raise ValueError(f"{table.source}: two different prompt texts hash to the "
+                         "same id; use an id column (--id-col) instead")
+    return list(map(by_text.__getitem__, texts)), {v: k for k, v in by_text.items()}
+
+
+def _text_per_id(table: Table, ids: list, texts: list) -> dict:
+    out: dict = {}
+    for i, (pid, t) in enumerate(zip(ids, texts, strict=True)):
+        have = out.setdefault(pid, t)
+        if have is not t and have != t:
+            j = ids.index(pid)
+            raise ValueError(f"{table.where(i)}: prompt id {pid!r} has a different "
+                             f"text than at {table.where(j)}; one id, one prompt")
+    return out
+
+
+# --------------------------------------------------------------------------
+# Scores
+
+
+def _check_range(rr) -> tuple[float, float] | None:
+    if rr is None:
+        return None
+    try:
+        lo, hi = (float(x) for x in rr)
+    except (TypeError, ValueError):
+        raise ValueError(f"reward_range must be two numbers (lo, hi); got {rr!r}") \
+            from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"reward_range must be finite with lo < hi; got {rr!r}")
+    return lo, hi
+
+
+_NUMBER = re.compile(r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*\Z|"
+                     r"\s*[+-]?(nan|inf|infinity)\s*\Z", re.IGNORECASE)
+_BOOLS = {"true": True, "false": False}
+
+
+def _cell(text: str) -> float | bool:
+    """One CSV number or boolean, strictly (ASCII digits only)."""
+    b = _BOOLS.get(text.strip().lower())
+    if b is not None:
+        return b
+    if not _NUMBER.match(text):
+        raise ValueError(text.strip())
+    return float(text)
+
+
+class _EmptyElement(ValueError):
+    pass
+
+
+def _cell_list(text: str) -> list:
+    """A CSV cell: one score, or a list ``[1, 0]``, ``1 0``, ``1;0``."""
+    body = text.strip()
+    if not body:
+        return []
+    if body.startswith("[") and body.endswith("]"):
+        body = body[1:-1].strip()
+    elif not (" " in body or ";" in body or "," in body):
+        return [_cell(body)]
+    if not body:
+        return []
+    sep = "," if "," in body else ";" if ";" in body else None
+    parts = body.split(sep)
+    if any(not p.strip() for p in parts):
+        raise _EmptyElement(f"{text!r} has an empty element")
+    return [_cell(p) for p in parts]
+
+
+def _score_values(table: Table, col: str) -> tuple[list, np.ndarray | None]:
+    """Raw values (numbers, booleans) flattened, and per-row lengths if any
+    row held a list."""
+    vals = table.get(col)
+    types = set(map(type, vals))
+    if table.text_cells:
+        joined = "".join(vals)
+        if joined.isascii() and "_" not in joined:  # float() takes "1_0", "１"
+            try:
+                return np.array(vals, dtype=np.float64).tolist(), None
+            except ValueError:
+                pass
+        rows = []
+        for i, v in enumerate(vals):
+            try:
+                rows.append(_cell_list(v))
+            except _EmptyElement as err:
+                raise ValueError(f"{table.where(i)}: score list {err}") from None
+            except ValueError as err:
+                raise ValueError(f"{table.where(i)}: score {err.args[0]!r} is not a "
+                                 "number") from None
+    elif types <= {int, float, bool}:
+        return vals, None
+    else:
+        rows = [v if v.__class__ is list else [v] for v in vals]
+    lens = np.fromiter(map(len, rows), np.int64, len(rows))
+    if lens.min() == 0:
+        i = int(np.argmin(lens))
+        raise ValueError(f"{table.where(i)}: {col!r} is empty: expected a score or "
+                         "a non-empty list such as [1, 0, 1]")
+    return [s for r in rows for s in r], lens
+
+
+def _too_big(v: Any) -> bool:
+    try:
+        float(v)
+    except OverflowError:
+        return True
+    return False
+
+
+def _bad_score(where: str, value: Any, rr, col: str = "score") -> ValueError:
+    scale = "[0, 1]" if rr is None else f"the reward range [{rr[0]:g}, {rr[1]:g}]"
+    if value is MISSING:
+        return ValueError(f"{where}: missing {col!r}")
+    if isinstance(value, bool):
+        return ValueError(f"{where}: score {value!r} is a boolean (pass = 1, fail = "
+                          "0 on the [0, 1] scale); reward_range (--reward-range) "
+                          "applies to numbers only")
+    if isinstance(value, float) and math.isnan(value):
+        return ValueError(f"{where}: score {value!r} is NaN")
+    if isinstance(value, float) and math.isinf(value):
+        return ValueError(f"{where}: score {value!r} is infinite")
+    if isinstance(value, int | float):
+        shown = repr(value) if len(repr(value)) < 40 else repr(value)[:30] + "..."
+        hint = ("pass --clip / clip=True to clip it" if rr is not None else
+                "pass --reward-range=LO,HI (reward_range=) to rescale another "
+                "scale, or --clip / clip=True to clip it")
+        return ValueError(f"{where}: score {shown} is outside {scale} ({hint})")
+    return ValueError(f"{where}: score {value!r} is not a number")
+
+
+def _scores(table: Table, col: str, rr, clip: bool):
+    """``(scores in [0, 1], per-row lengths or None, number clipped)``."""
+    vals, lens = _score_values(table, col)
+
+    def where(j: int) -> str:
+        row = j if lens is None else int(np.searchsorted(np.cumsum(lens), j, "right"))
+        return table.where(row)
+
+    types = set(map(type, vals))
+    if not types <= {int, float, bool} or (rr is not None and bool in types):
+        j = _first(vals, lambda v: type(v) not in (int, float) and not (
+            type(v) is bool and rr is None))
+        raise _bad_score(where(j), vals[j], rr, col)
+    try:
+        arr = np.asarray(vals, dtype=np.float64)
+    except OverflowError:  # an integer too large for a float
+        j = _first(vals, _too_big)
+        raise _bad_score(where(j), vals[j], rr) from None
+    lo, hi = (0.0, 1.0) if rr is None else rr
+    ok = (arr >= lo) & (arr <= hi)
+    n_clipped = 0
+    if not ok.all():
+        finite = np.isfinite(arr)
+        if not clip or not finite.all():
+            j = int(np.flatnonzero(~ok if not clip else ~finite)[0])
+            raise _bad_score(where(j), vals[j], rr)
+        n_clipped = int(np.count_nonzero(~ok))
+        arr = np.clip(arr, lo, hi)
+    if rr is not None:
+        arr = (arr - lo) / (hi - lo)
+    return arr, lens, n_clipped
+
+
+# --------------------------------------------------------------------------
+# Grouping
 
 
 def _order_steps(labels: list) -> list:
@@ -515,7 +549,7 @@ def _order_steps(labels: list) -> list:
 
 def _as_int_if(lab):
     """``int(lab)`` for a canonical integer string, else ``lab`` itself."""
-    if isinstance(lab, str):
+    if isinstance(lab, str) and lab.isascii() and len(lab) < 4000:
         try:
             if str(int(lab)) == lab:
                 return int(lab)
@@ -524,28 +558,19 @@ def _as_int_if(lab):
     return lab
 
 
-def _group(source: str, ids: list, scores: list, steps: list | None,
-           clip: bool) -> SweepData:
+def _group(source: str, ids: list, scores, steps: list | None,
+           n_clipped: int = 0) -> SweepData:
     """Group rows by (step, prompt) into the contiguous ragged layout."""
     sc = np.asarray(scores, dtype=np.float64)
-    n_clipped = 0
-    if clip:
-        out = (sc < 0) | (sc > 1)
-        n_clipped = int(np.count_nonzero(out))
-        if n_clipped:
-            sc = np.clip(sc, 0.0, 1.0)
-    idmap: dict = {}
-    setdef = idmap.setdefault
-    pidx = np.fromiter((setdef(x, len(idmap)) for x in ids), np.int64, len(ids))
-    id_list = list(idmap)
-    if steps is None:
-        code = pidx
-        step_labels = None
-    else:
-        smap: dict = {}
-        sdef = smap.setdefault
-        sidx = np.fromiter((sdef(x, len(smap)) for x in steps), np.int64, len(steps))
-        first_seen = list(smap)
+    id_list = list(dict.fromkeys(ids))
+    idmap = {pid: i for i, pid in enumerate(id_list)}
+    pidx = np.fromiter(map(idmap.__getitem__, ids), np.int64, len(ids))
+    step_labels = None
+    code = pidx
+    if steps is not None:
+        first_seen = list(dict.fromkeys(steps))
+        smap = {lab: i for i, lab in enumerate(first_seen)}
+        sidx = np.fromiter(map(smap.__getitem__, steps), np.int64, len(steps))
         ordered = _order_steps(first_seen)
         where = {lab: i for i, lab in enumerate(first_seen)}
         rank = np.empty(len(first_seen), dtype=np.int64)
@@ -566,160 +591,6 @@ def _group(source: str, ids: list, scores: list, steps: list | None,
         gsteps = [step_labels[i] for i in (gcode // len(id_list)).tolist()]
     return SweepData(prompt_ids, gsteps, sc[order], counts, step_labels,
                      n_clipped, source, int(sc.size))
-
-
-# --------------------------------------------------------------------------
-# Running a sweep from a callable (resumable)
-
-
-class _Progress:
-    """A plain-text progress bar on a stream (no tqdm)."""
-
-    def __init__(self, total: int, done: int, stream, enabled: bool, every=0.2):
-        self.total, self.done, self.stream = total, done, stream
-        self.enabled, self.every = enabled and stream is not None, every
-        self.t0 = time.perf_counter()
-        self.start_done = done
-        self.last = -math.inf
-
-    def update(self, n: int = 1, *, force: bool = False) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
-        frac = self.done / self.total if self.total else 1.0
-        width = 30
-        fill = int(round(width * frac))
-        rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
-        left = (self.total - self.done) / rate if rate > 0 else math.inf
-        eta = "?" if not math.isfinite(left) else time.strftime(
-            "%H:%M:%S", time.gmtime(left))
-        self.stream.write(
-            f"\rsweep [{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} "
-            f"evals {100 * frac:5.1f}% {rate:6.1f}/s ETA {eta}"
-        )
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.update(0, force=True)
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _load_results(path: Path, known: dict) -> dict:
-    """Scores already recorded per id; drops a torn last line (our own file)."""
-    done: dict = {pid: [] for pid in known}
-    if not path.exists():
-        return done
-    with open(path, "rb+") as f:
-        data = f.read()
-        if data and not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1  # an interrupted write: drop it
-            f.truncate(cut)
-            data = data[:cut]
-    for lineno, line in enumerate(data.decode("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            pid, s = rec["prompt_id"], rec["score"]
-        except (ValueError, KeyError, TypeError):
-            raise ValueError(
-                f"{path}:{lineno}: not a vipcore sweep results line: {line[:80]!r}"
-            ) from None
-        if pid not in done:
-            raise ValueError(
-                f"{path}:{lineno}: prompt_id {pid!r} is not among the samples of "
-                "this sweep; use a different results file"
-            )
-        done[pid].append(float(s))
-    return done
-
-
-def run_sweep(
-    evaluate: Callable[[Any], float],
-    samples: Sequence[Any],
-    *,
-    k: int,
-    path: str | os.PathLike,
-    ids: Sequence[Any] | None = None,
-    progress: bool = True,
-    stream=None,
-) -> SweepData:
-    """Score every sample ``k`` times with ``evaluate``; resumable.
-
-    Each score is appended to ``path`` as one JSONL line
-    ``{"prompt_id": id, "rollout": j, "score": s}`` and flushed at once, so an
-    interrupted sweep (exception, Ctrl-C, crash) loses at most the evaluation
-    in flight. Calling again with the same ``path`` reads what is there and
-    only runs the missing evaluations. A torn last line from a crash mid-write
-    is dropped. The file is a long-format sweep file: ``vipcore sweep PATH``
-    reads it directly.
-
-    Args:
-      evaluate: ``evaluate(sample) -> score`` in [0, 1] (bools are fine).
-      samples: the prompts/samples, any objects.
-      k: rollouts per sample (``>= 1``; the bucket rules need ``>= 2``).
-      path: the append-only results file.
-      ids: unique ids (str or int) per sample; default ``0 .. len-1``.
-      progress: draw a progress bar on ``stream`` (default ``sys.stderr``).
-
-    Returns:
-      :class:`SweepData` with the first ``k`` scores of every sample, in
-      sample order.
-    """
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be an integer >= 1; got {k!r}")
-    ids = list(range(len(samples))) if ids is None else [
-        int(i) if isinstance(i, np.integer) else i for i in ids]
-    if len(ids) != len(samples):
-        raise ValueError(
-            f"ids must have one entry per sample ({len(samples)}); got {len(ids)}"
-        )
-    for pid in ids:
-        _check_id("ids", pid)
-    if len(set(ids)) != len(ids):
-        raise ValueError("ids must be unique")
-    path = Path(path)
-    done = _load_results(path, dict.fromkeys(ids))
-    total = k * len(ids)
-    already = sum(min(len(v), k) for v in done.values())
-    stream = sys.stderr if stream is None else stream
-    if progress and already:
-        stream.write(f"sweep: resuming, {already}/{total} evaluations in {path}\n")
-    bar = _Progress(total, already, stream, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(path, "a", encoding="utf-8") as f:
-            for pid, sample in zip(ids, samples, strict=True):
-                have = done[pid]
-                for j in range(len(have), k):
-                    s = evaluate(sample)
-                    if isinstance(s, bool | np.bool_):
-                        s = float(s)
-                    try:
-                        sf = float(s)
-                    except (TypeError, ValueError):
-                        sf = math.nan
-                    if not 0 <= sf <= 1:
-                        raise ValueError(
-                            f"evaluate returned {s!r} for sample {pid!r} "
-                            f"(rollout {j}); scores must be numbers in [0, 1]"
-                        )
-                    f.write(json.dumps({"prompt_id": pid, "rollout": j, "score": sf})
-                            + "\n")
-                    f.flush()
-                    have.append(sf)
-                    bar.update()
-    finally:
-        bar.close()
-    counts = np.array([k] * len(ids), dtype=np.int64)
-    flat = np.array([s for pid in ids for s in done[pid][:k]], dtype=np.float64)
-    return SweepData(ids, None, flat, counts, None, 0, str(path), int(flat.size))
 
 
 # --------------------------------------------------------------------------
@@ -756,11 +627,8 @@ def demo_data(
                      f"demo (synthetic, seed {seed})", int(flat.size))
 
 
-def write_signal_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
-    """Write one JSON object per line; returns the number of lines."""
-    n = 0
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-            n += 1
-    return n
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    """Write one JSON object per line (atomically); returns the number of lines."""
+    lines = [json.dumps(row) + "\n" for row in rows]
+    atomic_write_text(Path(path), "".join(lines))
+    return len(lines)

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "vipcore._src.apps.cli.sweep",
     "simulate": "vipcore._src.apps.cli.simulate",
     "bench": "vipcore._src.apps.cli.bench",
+    "embed": "vipcore._src.apps.cli.embed",
 }
 
 
