@@ -107,3 +107,20 @@ def test_bench_writes_json(tmp_path):
     assert res["slsqp"]["instances"][0]["continuous_not_worse"]
     assert res["slsqp"]["median_speedup"] > 0
     assert cli.main(["bench", "--reps", "0", "--out", str(out)]) == 2
+
+
+def test_closed_pipe_is_not_an_error():
+    """``vipcore sweep --demo --json | head -1``: no error line, exit 0."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vipcore", "sweep", "--demo", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    with proc:
+        proc.stdout.readline()
+        proc.stdout.close()  # the reader goes away, like `head -1`
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err, err

@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(mods[args.command].run(args) or 0)
+    except BrokenPipeError:
+        # The reader went away (``vipcore ... | head``): not an error of ours.
+        # Point stdout at devnull so the interpreter's final flush is silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, OSError) as err:
         if os.environ.get("VIPCORE_DEBUG"):
             raise
