@@ -28,7 +28,7 @@ from vipcore._src.allocation.status import AllocationStatus
 # --------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def enumerate_grpo(p: float, n: int, ddof: int) -> dict:
     """Exact E[G]/Cov(R,Z), Var(G), P(non-constant) by enumerating K.
 
@@ -492,8 +492,10 @@ def test_result_fields():
     np.testing.assert_allclose(res.variance, t.variance.sum())
     np.testing.assert_allclose(res.zero_groups, np.sum(p**n + (1 - p) ** n))
     # lam is the smallest decrease given; no unit not given decreases more
-    given = [costs[q, m - 1] - costs[q, m] for q in range(4) for m in range(1, n[q] - 1)]
-    not_given = [costs[q, n[q] - 2] - costs[q, n[q] - 1] for q in range(4) if n[q] < 12]
+    given = [costs[q, m - 1] - costs[q, m]
+             for q in range(4) for m in range(1, n[q] - 1)]
+    not_given = [costs[q, n[q] - 2] - costs[q, n[q] - 1]
+                 for q in range(4) if n[q] < 12]
     np.testing.assert_allclose(float(res.lam), min(given))
     assert max(not_given) <= float(res.lam)
 
@@ -536,7 +538,8 @@ def test_solve_grpo_refuses_traced_bounds():
 
 
 @pytest.mark.parametrize("args, match", [
-    (([0.5, float("nan")], 8, 2, 8), r"p_hat must not contain NaN \(first NaN at index 1\)"),
+    (([0.5, float("nan")], 8, 2, 8),
+     r"p_hat must not contain NaN \(first NaN at index 1\)"),
     (([0.5, 1.2], 8, 2, 8), r"p_hat must lie in \[0, 1\]; got 1.2 at index 1"),
     (([0.5, 0.5], 3, 2, 8), r"C=3 is infeasible .* \[4, 16\]"),
     (([0.5, 0.5], 8, 1, 8), "L must be >= 2 for estimator 'grpo'"),

@@ -367,7 +367,7 @@ def _static_bound(name: str, x: Any) -> int | float:
             f"{name} must be a concrete integer for GRPO allocation (it fixes "
             f"the width of the cost table); got a traced value"
         )
-    if isinstance(x, bool | np.bool_) or not np.asarray(x).dtype.kind in "iuf":
+    if isinstance(x, bool | np.bool_) or np.asarray(x).dtype.kind not in "iuf":
         raise ValueError(f"{name} must be an integer; got {x!r}")
     if np.asarray(x).shape != ():
         raise ValueError(f"{name} must be a scalar; got shape {np.shape(x)}")
