@@ -417,7 +417,8 @@ def _markdown(cfg, s, m_pos, m_neg, zstar, fail_bound, alloc) -> str:
             f"| {name} | {r['theory']:.4f} | {r['empirical']:.4f} ± "
             f"{r['stderr']:.4f} | {r['theory'] / best - 1:+.2%} | "
             f"{r['raw_theory']:.4f} | {r['zero_theory']:.2f} |")
-    same = alloc["rows"]["RLOO allocation"]["n"] == alloc["rows"]["GRPO allocation"]["n"]
+    rows = alloc["rows"]
+    same = rows["RLOO allocation"]["n"] == rows["GRPO allocation"]["n"]
     lines += ["", "The RLOO allocation is " + (
         "identical to the GRPO allocation on this batch." if same else
         "scored with the GRPO objective above.") + " Minimising GRPO's raw "
