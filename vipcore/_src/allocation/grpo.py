@@ -295,18 +295,21 @@ class GrpoAllocation(NamedTuple):
 def _greedy(cost, K, valid):
     """Top-``K`` marginal decreases of a ``(W, B)`` cost table (exact if convex).
 
-    Units are ordered by decrease, then by level ``m``, then by prompt (a
-    stable sort of the level-major table), so equal prompts share units
-    evenly, lowest index first. Returns ``(extra units per prompt, lam)``.
+    One stable sort of the decreases (descending) carrying their positions in
+    the level-major table; the first ``K`` are taken. Equal decreases are
+    therefore taken by level ``m``, then by prompt, so equal prompts share
+    units evenly, lowest index first. Positions, not value comparisons, decide
+    what is taken (XLA may round a recomputed value differently). Returns
+    ``(extra units per prompt, lam)``.
     """
     W, B = cost.shape
     gain = jnp.where(valid[None, :], cost[:-1] - cost[1:], -jnp.inf).reshape(-1)
-    order = jnp.argsort(-gain, stable=True)
-    rank_taken = jnp.arange(gain.shape[0]) < K
-    take = jnp.zeros(gain.shape, bool).at[order].set(rank_taken)
-    extra = jnp.sum(take.reshape(W - 1, B), axis=0, dtype=jnp.int32)
-    last = gain[order][jnp.maximum(K - 1, 0)]
-    return extra, jnp.where(K > 0, last, jnp.nan)
+    pos = jnp.arange(gain.shape[0], dtype=jnp.int32)
+    neg_sorted, order = jax.lax.sort((-gain, pos), num_keys=1, is_stable=True)
+    taken = (pos < K).astype(jnp.int32)
+    extra = jax.ops.segment_sum(taken, order % B, num_segments=B)
+    lam = -neg_sorted[jnp.clip(K - 1, 0, gain.shape[0] - 1)]
+    return extra, jnp.where(K > 0, lam, jnp.nan)
 
 
 def _is_convex(cost, lower, valid):
