@@ -324,8 +324,8 @@ def _is_convex(cost, lower, valid):
     return jnp.all(ok | ~valid[None, :])
 
 
-@functools.partial(jax.jit, static_argnames=("L", "U", "ddof"))
-def _solve_grpo(p, C, valid, *, L, U, ddof):
+@functools.partial(jax.jit, static_argnames=("L", "U"))
+def _solve_grpo(p, C, valid, ddof, *, L, U):
     status = traced_status(p, valid, C, L, U, _RULE_KEY)
     status = jnp.where((status == 0) & (L < GRPO_MIN_LOWER),
                        jnp.int32(AllocationStatus.BAD_BOUNDS), status)
@@ -339,7 +339,8 @@ def _solve_grpo(p, C, valid, *, L, U, ddof):
     K = jnp.where(ok, jnp.asarray(C, jnp.int32) - B * lo, 0)
     u, t = (x[lo - 2:] for x in _interior_sums(p_safe, hi))
     levels = jnp.arange(lo, hi + 1, dtype=jnp.int32)[:, None]
-    terms = _terms_from_sums(p_safe[None, :], levels, u, t, ddof, 1.0)
+    terms = _terms_from_sums(p_safe[None, :], levels, u, t,
+                             jnp.asarray(ddof, p.dtype), 1.0)
     cost = jnp.where(valid[None, :], terms.normalized_variance, 0)
     if hi > lo:
         extra, lam = _greedy(cost, K, valid)
@@ -428,7 +429,7 @@ def solve_grpo(
     if p.ndim != 1:
         raise ValueError(f"p_hat must be one-dimensional (B,); got shape {p.shape}")
     valid = jnp.ones(p.shape, bool) if mask is None else jnp.asarray(mask, bool)
-    return _solve_grpo(p, C, valid, L=L, U=U, ddof=ddof)
+    return _solve_grpo(p, C, valid, ddof, L=L, U=U)
 
 
 @jax.jit
