@@ -278,6 +278,37 @@ def test_dp_equals_brute_force_on_any_costs(data):
     np.testing.assert_allclose(float(total), best, rtol=1e-12, atol=1e-12)
 
 
+@settings(max_examples=40)
+@given(data=st.data())
+def test_greedy_exact_on_convex_tables_with_ties(data):
+    """Integer convex tables (many exact ties): the greedy's top-K selection
+    equals the DP optimum, uses exactly K units and keeps each prompt's units
+    a prefix; equal rows differ by at most one unit."""
+    B, W = 6, 7
+    steps = data.draw(st.lists(st.lists(st.integers(0, 3), min_size=W - 1,
+                                        max_size=W - 1), min_size=B, max_size=B))
+    # decreases d_0 >= d_1 >= ... (sorted descending): a convex cost table
+    dec = -np.sort(-np.array(steps, float), axis=1)
+    costs = np.concatenate([np.zeros((B, 1)), -np.cumsum(dec, axis=1)], axis=1)
+    if data.draw(st.booleans()):
+        costs[B // 2:] = costs[0]  # equal prompts
+    K = data.draw(st.integers(0, B * (W - 1)))
+    extra, lam = _greedy_jit(jnp.asarray(costs.T, jnp.float32), K)
+    extra = np.asarray(extra)
+    _, best = G.solve_separable_dp(jnp.asarray(costs, jnp.float32), K)
+    assert extra.sum() == K
+    assert costs[np.arange(B), extra].sum() == float(best)
+    if K:
+        taken = [dec[q, m] for q in range(B) for m in range(extra[q])]
+        assert float(lam) == min(taken)
+    if np.all(costs[B // 2:] == costs[0]):
+        same = extra[np.all(costs == costs[0], axis=1)]
+        assert same.max() - same.min() <= 1
+
+
+_greedy_jit = jax.jit(lambda c, K: G._greedy(c, K, jnp.ones(c.shape[1], bool)))
+
+
 def test_dp_negative_control_detects_greedy_on_nonconvex_costs():
     """The greedy is exact only for convex costs: on a concave table it is not,
     and the DP and brute force (which agree) both see it."""

@@ -292,23 +292,54 @@ class GrpoAllocation(NamedTuple):
     status: jax.Array
 
 
+def _order_key(x):
+    """Unsigned integers in the order of the floats ``x`` (no NaN)."""
+    bits = jnp.finfo(x.dtype).bits
+    udt = jnp.uint32 if bits == 32 else jnp.uint64
+    u = jax.lax.bitcast_convert_type(x, udt)
+    sign = u >> (bits - 1)
+    return jnp.where(sign == 1, ~u, u | (udt(1) << (bits - 1))), bits
+
+
+def _kth_largest(key, K, bits):
+    """The ``K``-th largest entry of the unsigned ``key`` (``K >= 1``).
+
+    Bisection over the integers: ``bits`` rounds, each one count of
+    ``key >= t`` (a fixed-length loop, no sort: XLA's CPU sort is slow).
+    """
+    def body(_, lo_hi):
+        lo, hi = lo_hi  # invariant: count(key >= lo) >= K > count(key > hi)
+        gap = hi - lo
+        mid = lo + gap // 2 + gap % 2
+        ok = jnp.sum(key >= mid, dtype=jnp.int32) >= K
+        return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid - 1)
+
+    lo, _ = jax.lax.fori_loop(0, bits + 1, body, (jnp.min(key), jnp.max(key)))
+    return lo
+
+
 def _greedy(cost, K, valid):
     """Top-``K`` marginal decreases of a ``(W, B)`` cost table (exact if convex).
 
-    One stable sort of the decreases (descending) carrying their positions in
-    the level-major table; the first ``K`` are taken. Equal decreases are
-    therefore taken by level ``m``, then by prompt, so equal prompts share
-    units evenly, lowest index first. Positions, not value comparisons, decide
-    what is taken (XLA may round a recomputed value differently). Returns
-    ``(extra units per prompt, lam)``.
+    The ``K``-th largest decrease ``lam`` is found exactly by bisection on
+    the integer images of the floats; every unit above ``lam`` is taken and
+    the units equal to it are taken in level-major order (level ``m``, then
+    prompt), so equal prompts share units evenly, lowest index first. All
+    decisions compare one materialised integer array. Returns ``(extra
+    units per prompt, lam)``.
     """
     W, B = cost.shape
     gain = jnp.where(valid[None, :], cost[:-1] - cost[1:], -jnp.inf).reshape(-1)
-    pos = jnp.arange(gain.shape[0], dtype=jnp.int32)
-    neg_sorted, order = jax.lax.sort((-gain, pos), num_keys=1, is_stable=True)
-    taken = (pos < K).astype(jnp.int32)
-    extra = jax.ops.segment_sum(taken, order % B, num_segments=B)
-    lam = -neg_sorted[jnp.clip(K - 1, 0, gain.shape[0] - 1)]
+    key, bits = _order_key(gain)
+    key = jax.lax.optimization_barrier(key)
+    Kp = jnp.maximum(K, 1)
+    kth = _kth_largest(key, Kp, bits)
+    above = key > kth
+    ties = key == kth
+    rank = jnp.cumsum(ties, dtype=jnp.int32)
+    take = (above | (ties & (rank <= Kp - jnp.sum(above, dtype=jnp.int32)))) & (K > 0)
+    extra = jnp.sum(take.reshape(W - 1, B), axis=0, dtype=jnp.int32)
+    lam = jnp.max(jnp.where(ties, gain, -jnp.inf))
     return extra, jnp.where(K > 0, lam, jnp.nan)
 
 
