@@ -78,7 +78,9 @@ difference 0.19 % of the first), and re-checked at run time for every prompt
 (``GrpoAllocation.convex``). For a separable convex objective with one sum
 constraint the units with the largest marginal decreases form an optimum
 (Gross's greedy), so :func:`solve_grpo` takes the top :math:`C - BL` of the
-:math:`B(U-L)` marginal decreases with one sort: exact, no data-dependent loop.
+:math:`B(U-L)` marginal decreases, finding the :math:`(C - BL)`-th largest
+by a fixed number of bisection rounds on the integer images of the floats:
+exact, no data-dependent loop, no sort.
 :func:`solve_separable_dp`, an exact dynamic programme for any separable
 objective, is the fallback of :func:`allocate_grpo` if a check ever fails.
 """
