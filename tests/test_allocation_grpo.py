@@ -625,3 +625,10 @@ def test_allocate_grpo_falls_back_to_the_dp(monkeypatch):
     np.testing.assert_allclose(objective64(got, p), objective64(expected, p),
                                rtol=1e-12)
     _check_feasible(got, 30, 2, 12)
+
+
+def test_docstring_examples():
+    import doctest
+
+    res = doctest.testmod(G, optionflags=doctest.ELLIPSIS)
+    assert res.attempted >= 5 and res.failed == 0
