@@ -581,6 +581,8 @@ def test_solve_grpo_refuses_traced_bounds():
     (([0.5, 1.2], 8, 2, 8), r"p_hat must lie in \[0, 1\]; got 1.2 at index 1"),
     (([0.5, 0.5], 3, 2, 8), r"C=3 is infeasible .* \[4, 16\]"),
     (([0.5, 0.5], 8, 1, 8), "L must be >= 2 for estimator 'grpo'"),
+    (([0.5, 0.5], 8, 0, 8), r"L must be >= 2 for estimator 'grpo' .*; got L=0"),
+    (([0.5, 0.5], 8, 2.5, 8), r"L must be an integer in \[2, 2\*\*31\)"),
     (([0.5, 0.5], 8, 5, 4), "L must be <= U"),
     (([0.5, 0.5], 8.5, 2, 8), "C must be an integer"),
     (([[0.5, 0.5]], 8, 2, 8), "p_hat must be one-dimensional"),

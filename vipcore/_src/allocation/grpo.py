@@ -514,11 +514,20 @@ def solve_separable_dp(costs: ArrayLike, K: ArrayLike) -> tuple[jax.Array, jax.A
 
 def _check_grpo_args(p_hat, C, L, U):
     """The eager rule table plus GRPO's ``L >= 2``; returns ``(p, C, L, U)``."""
-    p, C, L, U = check_allocation_args(p_hat, C, L, U, _RULE_KEY)
+    why = "(a group of one rollout has std 0 and no gradient)"
+    try:
+        p, C, L, U = check_allocation_args(p_hat, C, L, U, _RULE_KEY)
+    except ValueError as err:
+        msg = str(err)
+        if _RULE_KEY is None and msg.startswith("L must be an integer in [1,"):
+            msg = msg.replace("[1,", f"[{GRPO_MIN_LOWER},", 1)
+        elif _RULE_KEY is None and msg.startswith("L must be >= 1"):
+            msg = msg.replace(">= 1", f">= {GRPO_MIN_LOWER} for estimator 'grpo' "
+                              f"{why}", 1)
+        raise ValueError(msg) from None
     if L < GRPO_MIN_LOWER:
         raise ValueError(
-            f"L must be >= {GRPO_MIN_LOWER} for estimator 'grpo' (a group of "
-            f"one rollout has std 0 and no gradient); got L={L}"
+            f"L must be >= {GRPO_MIN_LOWER} for estimator 'grpo' {why}; got L={L}"
         )
     return p, C, L, U
 
