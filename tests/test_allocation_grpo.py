@@ -107,27 +107,31 @@ def problems(draw, max_b=5, bounds=((2, 6), (3, 6), (2, 2))):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ddof", [0, 1])
+P_GRID = np.array([1e-4, 0.03, 0.2, 0.5, 0.77, 0.999])
+
+
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 8, 13, 32])
-@pytest.mark.parametrize("p", [1e-4, 0.03, 0.2, 0.5, 0.77, 0.999])
-def test_terms_match_enumeration(p, n, ddof):
-    ref = enumerate_grpo(p, n, ddof)
-    with jax.enable_x64(True):
-        t = G.grpo_terms(np.float64(p), n, ddof=ddof)
-        for name in ("signal", "variance", "normalized_variance", "nonzero"):
-            np.testing.assert_allclose(float(getattr(t, name)), ref[name],
-                                       rtol=1e-9, err_msg=name)
-        np.testing.assert_allclose(float(t.factor),
-                                   ref["normalized_variance"] / (4 * p * (1 - p)),
-                                   rtol=1e-9)
+def test_terms_match_enumeration(n):
+    for ddof in (0, 1):
+        with jax.enable_x64(True):
+            t = G.grpo_terms(P_GRID, n, ddof=ddof, n_max=32)
+            t = {k: np.asarray(v) for k, v in t._asdict().items()}
+        for i, p in enumerate(P_GRID):
+            ref = enumerate_grpo(float(p), n, ddof)
+            for name in ("signal", "variance", "normalized_variance", "nonzero"):
+                np.testing.assert_allclose(t[name][i], ref[name], rtol=1e-9,
+                                           err_msg=f"{name} p={p} ddof={ddof}")
+            np.testing.assert_allclose(
+                t["factor"][i], ref["normalized_variance"] / (4 * p * (1 - p)),
+                rtol=1e-9)
 
 
 @settings(max_examples=40)
-@given(p=st.floats(1e-3, 1 - 1e-3), n=st.integers(2, 48), ddof=st.sampled_from([0, 1]))
+@given(p=st.floats(1e-3, 1 - 1e-3), n=st.integers(2, 64), ddof=st.sampled_from([0, 1]))
 def test_variance_matches_library_exact_variance(p, n, ddof):
     """Var(G) agrees with vipcore.grpo_gradient_variance (its own enumeration)."""
     with jax.enable_x64(True):
-        t = G.grpo_terms(np.float64(p), n, ddof=ddof)
+        t = G.grpo_terms(np.float64(p), n, ddof=ddof, n_max=64)
     ref = vipcore.grpo_gradient_variance(p, n, ddof=ddof, eps=0.0)
     np.testing.assert_allclose(float(t.variance), float(ref), rtol=1e-9)
 
@@ -138,7 +142,7 @@ def test_factor_is_rloo_times_one_plus_cv2(p, n):
     """c_n(p) (n - 1) = 1 + CV^2 of the group std given a non-constant group:
     never below RLOO's 1/(n-1) (Cauchy-Schwarz), equal to it for n <= 3."""
     with jax.enable_x64(True):
-        c = float(G.grpo_terms(np.float64(p), n).factor)
+        c = float(G.grpo_terms(np.float64(p), n, n_max=64).factor)
     np.testing.assert_allclose(c * (n - 1), 1 + cv2_of_std(p, n), rtol=1e-9)
     assert c * (n - 1) >= 1 - 1e-12
     if n <= 3:
@@ -229,7 +233,7 @@ def test_terms_under_jit_and_vmap():
     f = jax.jit(lambda p, n: G.grpo_terms(p, n, n_max=16).normalized_variance)
     p = jnp.array([0.1, 0.5, 0.9])
     n = jnp.array([2, 7, 16])
-    loop = [float(G.grpo_terms(float(a), int(b)).normalized_variance)
+    loop = [float(G.grpo_terms(float(a), int(b), n_max=16).normalized_variance)
             for a, b in zip(p, n, strict=True)]
     np.testing.assert_allclose(f(p, n), loop, rtol=1e-5)
     np.testing.assert_allclose(jax.vmap(f)(p, n), loop, rtol=1e-5)
@@ -343,7 +347,7 @@ def _check_feasible(n, C, L, U):
     assert n.sum() == C and n.min() >= L and n.max() <= U
 
 
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(prob=problems())
 def test_solve_grpo_equals_brute_force(prob):
     p, C, L, U = prob
@@ -365,7 +369,7 @@ def test_solve_grpo_equals_brute_force(prob):
 @given(seed=st.integers(0, 2**31 - 1))
 def test_solve_grpo_equals_dp_and_heap_greedy(seed):
     rng = np.random.default_rng(seed)
-    B, L, U = 16, 3, 24  # fixed shapes: one compilation
+    B, L, U = 16, 2, 24  # fixed shapes: one compilation
     C = int(rng.integers(B * L, B * U + 1))
     p = np.where(rng.random(B) < 0.15, rng.integers(0, 2, B), rng.beta(0.4, 0.4, B))
     costs = cost_table64(p, L, U)
@@ -388,7 +392,7 @@ def test_solve_grpo_equals_dp_and_heap_greedy(seed):
 def test_never_worse_than_scipy_milp():
     """A general MILP solver (HiGHS) on the one-level-per-prompt formulation."""
     rng = np.random.default_rng(5)
-    B, L, U, C = 14, 2, 20, 14 * 7
+    B, L, U, C = 16, 2, 24, 16 * 7  # the shapes of the test above
     p = rng.beta(0.5, 0.5, B)
     costs = cost_table64(p, L, U)
     W = U - L + 1
@@ -405,11 +409,12 @@ def test_never_worse_than_scipy_milp():
     assert float(res.objective) <= milp.fun * (1 + 1e-9)
 
 
+@pytest.mark.slow  # follows from test_factor_is_rloo_times_one_plus_cv2 (n <= 3)
 def test_equals_rloo_allocation_where_the_objectives_coincide():
     """For n <= 3, V_n(p) = 4p(1-p)/(n-1) exactly: same optimum as RLOO."""
     rng = np.random.default_rng(2)
-    p = rng.uniform(0.01, 0.99, 40)
-    C = 100
+    p = rng.uniform(0.01, 0.99, 16)
+    C = 40
     with jax.enable_x64(True):
         g = G.allocate_grpo(p, C, 2, 3)
         r = vipcore.allocate(p, C, 2, 3, "rloo")
@@ -419,13 +424,14 @@ def test_equals_rloo_allocation_where_the_objectives_coincide():
 
 @pytest.fixture(scope="module")
 def comparison():
-    """A Beta(0.5, 0.5) batch of 32 prompts, C = 256, L = 2, U = 32, scored in
-    float64 under every allocation."""
-    p = np.random.default_rng(0).beta(0.5, 0.5, 32)
-    C, L, U = 256, 2, 32
+    """A Beta(0.5, 0.5) batch of 16 prompts, C = 128, L = 2, U = 24 (the
+    shapes of the solver tests above: no new compilation), scored in float64
+    under every allocation."""
+    p = np.random.default_rng(0).beta(0.5, 0.5, 16)
+    C, L, U = 128, 2, 24
     with jax.enable_x64(True):
         table = G.grpo_terms(p[:, None], jnp.arange(L, U + 1)[None, :])
-        raw, _ = G.solve_separable_dp(table.variance, C - 32 * L)
+        raw, _ = G.solve_separable_dp(table.variance, C - 16 * L)
         allocs = {
             "grpo": G.allocate_grpo(p, C, L, U),
             "rloo": vipcore.allocate(p, C, L, U, "rloo"),
@@ -443,7 +449,7 @@ def test_grpo_beats_uniform_and_rloo_is_close(comparison):
     with the GRPO objective), and RLOO's is within 1e-3 of it."""
     allocs, t = comparison
     obj = {k: v["normalized_variance"] for k, v in t.items()}
-    assert all(a.sum() == 256 and a.min() >= 2 and a.max() <= 32
+    assert all(a.sum() == 128 and a.min() >= 2 and a.max() <= 24
                for a in allocs.values())
     assert obj["grpo"] <= obj["rloo"] <= obj["grpo"] * (1 + 1e-3)
     assert obj["uniform"] > 1.1 * obj["grpo"]
@@ -457,22 +463,27 @@ def test_raw_variance_is_the_wrong_target(comparison):
     assert t["raw"]["variance"] < t["grpo"]["variance"] < t["uniform"]["variance"]
     obj = {k: v["normalized_variance"] for k, v in t.items()}
     assert obj["raw"] > 2 * obj["uniform"] > 2 * obj["grpo"]
-    assert t["raw"]["nonzero"] < t["uniform"]["nonzero"] - 5  # 5 more constant groups
+    assert t["raw"]["nonzero"] < t["uniform"]["nonzero"] - 2  # 2 more constant groups
 
 
 def test_degenerate_prompts_stay_at_l_and_flat_batches_are_even():
-    with jax.enable_x64(True):
-        n = G.allocate_grpo([0.0, 0.5, 1.0, 0.3], 20, 2, 16)
-        assert n[0] == 2 and n[2] == 2
+    with jax.enable_x64(True):  # all with the compiled shape (8 prompts, 2..8)
+        p = np.array([0.0, 0.5, 1.0, 0.3])
+        n = G.allocate_grpo(p, 14, 2, 8)
+        assert n[0] == 2 and n[2] == 2  # p in {0, 1} stay at L
+        costs = cost_table64(p, 2, 8)
+        assert costs[np.arange(4), n - 2].sum() == pytest.approx(
+            brute_force(costs, 14 - 8), rel=1e-12)
         # every p in {0, 1}: the objective is flat, the most even allocation
         assert G.allocate_grpo([0.0, 1.0, 0.0], 10, 2, 8).tolist() == [4, 3, 3]
         # excess that the p = 0.5 prompt cannot absorb at U is spread evenly
         # over the degenerate prompts, lowest index first
-        assert G.allocate_grpo([0.5, 0.0, 1.0, 0.0], 12, 2, 4).tolist() == [4, 3, 3, 2]
+        assert G.allocate_grpo([0.5, 0.0, 1.0, 0.0], 16, 2, 8).tolist() == [8, 3, 3, 2]
 
 
 def test_equal_prompts_share_evenly():
-    n = G.allocate_grpo([0.3] * 5, 17, 2, 10)
+    with jax.enable_x64(True):
+        n = G.allocate_grpo([0.3] * 5, 17, 2, 8)
     assert n.tolist() == [4, 4, 3, 3, 3]
 
 
@@ -488,15 +499,15 @@ def test_permutation_equivariance(prob, seed):
                                rtol=1e-10, atol=1e-15)
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_float32_gives_the_float64_integers(seed):
     rng = np.random.default_rng(seed)
-    p = rng.uniform(0.02, 0.98, 48)
-    a = G.allocate_grpo(p.astype(np.float32), 48 * 8, 2, 48)
+    p = rng.uniform(0.02, 0.98, 16)
+    a = G.allocate_grpo(p.astype(np.float32), 16 * 10, 2, 24)
     with jax.enable_x64(True):
-        b = G.allocate_grpo(p, 48 * 8, 2, 48)
+        b = G.allocate_grpo(p, 16 * 10, 2, 24)
     if not np.array_equal(a, b):  # a float32 near-tie: the objective must agree
-        costs = cost_table64(p, 2, 48)
+        costs = cost_table64(p, 2, 24)
         rows = np.arange(p.size)
         np.testing.assert_allclose(costs[rows, a - 2].sum(), costs[rows, b - 2].sum(),
                                    rtol=1e-6)
@@ -504,36 +515,44 @@ def test_float32_gives_the_float64_integers(seed):
 
 def test_padding_mask_and_vmap():
     rng = np.random.default_rng(3)
-    p = rng.uniform(0, 1, (3, 10)).astype(np.float32)
-    C = jnp.array([30, 45, 60])
-    direct = [G.solve_grpo(jnp.asarray(p[i]), int(C[i]), 2, 12) for i in range(3)]
-    batched = jax.vmap(lambda pp, c: G.solve_grpo(pp, c, 2, 12))(jnp.asarray(p), C)
-    for i in range(3):
-        np.testing.assert_array_equal(batched.n[i], direct[i].n)
-    padded = jnp.concatenate([jnp.asarray(p[0]), jnp.full(6, 0.5, jnp.float32)])
-    mask = jnp.arange(16) < 10
-    res = jax.jit(lambda pp, m: G.solve_grpo(pp, 30, 2, 12, mask=m))(padded, mask)
-    np.testing.assert_array_equal(res.n[:10], direct[0].n)
-    assert np.all(np.asarray(res.n[10:]) == 0)
-    np.testing.assert_allclose(res.objective, direct[0].objective, rtol=1e-6)
+    p = rng.uniform(0, 1, (3, 16))
+    with jax.enable_x64(True):  # the compiled shapes of the solver tests above
+        C = jnp.array([60, 100, 160])
+        direct = [G.solve_grpo(jnp.asarray(p[i]), int(C[i]), 2, 24) for i in range(3)]
+        batched = jax.vmap(lambda pp, c: G.solve_grpo(pp, c, 2, 24))(jnp.asarray(p),
+                                                                      C)
+        for i in range(3):
+            np.testing.assert_array_equal(batched.n[i], direct[i].n)
+        # 10 real prompts padded to 16: the optimum of the 10 alone (by the DP,
+        # with the padding rows forced to level 0)
+        padded = np.concatenate([p[0, :10], np.full(6, 0.5)])
+        res = G.solve_grpo(jnp.asarray(padded), 60, 2, 24, mask=jnp.arange(16) < 10)
+        costs = cost_table64(padded, 2, 24).copy()
+        costs[10:, 1:] = np.inf
+        _, best = G.solve_separable_dp(costs, 60 - 20)
+        best = float(best) - costs[10:, 0].sum()
+        n = np.asarray(res.n)
+        assert np.all(n[10:] == 0) and n.sum() == 60
+        np.testing.assert_allclose(float(res.objective), best, rtol=1e-10)
 
 
 def test_result_fields():
-    p = np.array([0.1, 0.4, 0.8, 0.97])
+    p = np.random.default_rng(4).uniform(0.05, 0.97, 16)
+    L, U = 2, 24
     with jax.enable_x64(True):
-        res = G.solve_grpo(jnp.asarray(p), 24, 2, 12, ddof=0)
-        t = G.grpo_terms(p, np.asarray(res.n), ddof=0)
+        res = G.solve_grpo(jnp.asarray(p), 16 * 8, L, U, ddof=0)
+        t = G.grpo_terms(p, np.asarray(res.n), ddof=0, n_max=32)
         res, t = (jax.tree.map(np.asarray, x) for x in (res, t))
-        costs = cost_table64(p, 2, 12)
+        costs = cost_table64(p, L, U)
     n = res.n
     np.testing.assert_allclose(res.objective, t.normalized_variance.sum())
     np.testing.assert_allclose(res.variance, t.variance.sum())
     np.testing.assert_allclose(res.zero_groups, np.sum(p**n + (1 - p) ** n))
     # lam is the smallest decrease given; no unit not given decreases more
     given = [costs[q, m - 1] - costs[q, m]
-             for q in range(4) for m in range(1, n[q] - 1)]
-    not_given = [costs[q, n[q] - 2] - costs[q, n[q] - 1]
-                 for q in range(4) if n[q] < 12]
+             for q in range(16) for m in range(1, n[q] - L + 1)]
+    not_given = [costs[q, n[q] - L] - costs[q, n[q] - L + 1]
+                 for q in range(16) if n[q] < U]
     np.testing.assert_allclose(float(res.lam), min(given))
     assert max(not_given) <= float(res.lam)
 
@@ -595,24 +614,25 @@ def test_allocate_grpo_bad_input(args, match):
 
 def test_allocate_grpo_ddof_checked_and_irrelevant():
     p = [0.1, 0.5, 0.9]
-    assert G.allocate_grpo(p, 20, 2, 10, ddof=0).tolist() == \
-        G.allocate_grpo(p, 20, 2, 10, ddof=1).tolist()
+    with jax.enable_x64(True):
+        assert G.allocate_grpo(p, 20, 2, 8, ddof=0).tolist() == \
+            G.allocate_grpo(p, 20, 2, 8, ddof=1).tolist()
     with pytest.raises(ValueError, match="ddof must be 0"):
-        G.allocate_grpo(p, 20, 2, 10, ddof=-1)
+        G.allocate_grpo(p, 20, 2, 8, ddof=-1)
 
 
 def test_allocate_grpo_unbounded_u_and_types():
     p = np.array([0.5, 0.05, 0.95, 0.3], np.float32)
     n = G.allocate_grpo(p, 40, 2, 2**31 - 1)
     assert n.dtype == np.int64 and n.sum() == 40 and n.min() >= 2
-    assert n.tolist() == G.allocate_grpo(p, 40, 2, 34).tolist()
+    assert n.tolist() == G.allocate_grpo(p, 40, 2, 48).tolist()
 
 
 def test_allocate_grpo_falls_back_to_the_dp(monkeypatch):
     """If the convexity check ever failed, the eager API would still be exact."""
     p = np.array([0.1, 0.5, 0.7, 0.93, 0.25])
     with jax.enable_x64(True):
-        expected = G.allocate_grpo(p, 30, 2, 12)
+        expected = G.allocate_grpo(p, 30, 2, 8)
         real = G.solve_grpo
         calls = []
 
@@ -622,11 +642,11 @@ def test_allocate_grpo_falls_back_to_the_dp(monkeypatch):
                                           convex=jnp.asarray(False))
 
         monkeypatch.setattr(G, "solve_grpo", not_convex)
-        got = G.allocate_grpo(p, 30, 2, 12)
+        got = G.allocate_grpo(p, 30, 2, 8)
     assert calls
     np.testing.assert_allclose(objective64(got, p), objective64(expected, p),
                                rtol=1e-12)
-    _check_feasible(got, 30, 2, 12)
+    _check_feasible(got, 30, 2, 8)
 
 
 def test_docstring_examples():

@@ -195,8 +195,8 @@ def _terms_from_sums(p, n, u, t, ddof, sigma_z2):
     )
 
 
-@functools.partial(jax.jit, static_argnames=("ddof", "n_max"))
-def _grpo_terms(p, n, sigma_z2, *, ddof, n_max):
+@functools.partial(jax.jit, static_argnames=("n_max",))
+def _grpo_terms(p, n, sigma_z2, ddof, *, n_max):
     # One table per distinct entry of p (not per broadcast element), then gather.
     shape = jnp.broadcast_shapes(p.shape, n.shape)
     u, t = _interior_sums(p.reshape(-1), n_max)
@@ -204,8 +204,8 @@ def _grpo_terms(p, n, sigma_z2, *, ddof, n_max):
     row = jnp.clip(jnp.broadcast_to(n, shape) - 2, 0, n_max - 2)
     pb = jnp.broadcast_to(p, shape)
     nb = jnp.broadcast_to(n, shape)
-    return _terms_from_sums(pb, nb, u[row, col], t[row, col], ddof,
-                            jnp.asarray(sigma_z2, p.dtype))
+    return _terms_from_sums(pb, nb, u[row, col], t[row, col],
+                            jnp.asarray(ddof, p.dtype), jnp.asarray(sigma_z2, p.dtype))
 
 
 def grpo_terms(
@@ -258,7 +258,7 @@ def grpo_terms(
     if not 2 <= n_max <= GRPO_MAX_N:
         raise ValueError(f"n_max must lie in [2, {GRPO_MAX_N}]; got {n_max}")
     n_max = min(bucket_size(int(n_max)), GRPO_MAX_N)  # few compilations
-    return _grpo_terms(p, n, sigma_z2, ddof=ddof, n_max=n_max)
+    return _grpo_terms(p, n, sigma_z2, ddof, n_max=n_max)
 
 
 # --------------------------------------------------------------------------
