@@ -91,7 +91,7 @@ def brute_force(costs: np.ndarray, K: int) -> float:
 
 
 @st.composite
-def problems(draw, max_b=5, bounds=((2, 6), (3, 6), (2, 2))):
+def problems(draw, max_b=5, bounds=((3, 7), (2, 2))):
     """Small problems; few distinct (L, U) pairs keep compilations few."""
     B = draw(st.integers(1, max_b))
     L, U = draw(st.sampled_from(bounds))
@@ -623,9 +623,9 @@ def test_allocate_grpo_ddof_checked_and_irrelevant():
 
 def test_allocate_grpo_unbounded_u_and_types():
     p = np.array([0.5, 0.05, 0.95, 0.3], np.float32)
-    n = G.allocate_grpo(p, 40, 2, 2**31 - 1)
-    assert n.dtype == np.int64 and n.sum() == 40 and n.min() >= 2
-    assert n.tolist() == G.allocate_grpo(p, 40, 2, 48).tolist()
+    n = G.allocate_grpo(p, 20, 2, 2**31 - 1)  # U lowered to C - (B-1) L = 14
+    assert n.dtype == np.int64 and n.sum() == 20 and n.min() >= 2
+    assert n.tolist() == G.allocate_grpo(p, 20, 2, 16).tolist()
 
 
 def test_allocate_grpo_falls_back_to_the_dp(monkeypatch):
@@ -649,6 +649,7 @@ def test_allocate_grpo_falls_back_to_the_dp(monkeypatch):
     _check_feasible(got, 30, 2, 8)
 
 
+@pytest.mark.slow  # four more compilations; the values are pinned by tests above
 def test_docstring_examples():
     import doctest
 
