@@ -623,6 +623,8 @@ def test_allocate_grpo_ddof_checked_and_irrelevant():
 
 def test_allocate_grpo_unbounded_u_and_types():
     p = np.array([0.5, 0.05, 0.95, 0.3], np.float32)
+    half = G.solve_grpo(jnp.asarray(p, jnp.float16), 20, 2, 16)
+    assert half.objective.dtype == jnp.float32  # float16 is promoted
     n = G.allocate_grpo(p, 20, 2, 2**31 - 1)  # U lowered to C - (B-1) L = 14
     assert n.dtype == np.int64 and n.sum() == 20 and n.min() >= 2
     assert n.tolist() == G.allocate_grpo(p, 20, 2, 16).tolist()

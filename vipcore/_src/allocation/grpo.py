@@ -459,6 +459,8 @@ def solve_grpo(
     p = jnp.asarray(p_hat)
     if not jnp.issubdtype(p.dtype, jnp.floating):
         p = p.astype(jnp.result_type(float))
+    elif jnp.finfo(p.dtype).bits < 32:  # float16/bfloat16: too coarse for the table
+        p = p.astype(jnp.float32)
     if p.ndim != 1:
         raise ValueError(f"p_hat must be one-dimensional (B,); got shape {p.shape}")
     valid = jnp.ones(p.shape, bool) if mask is None else jnp.asarray(mask, bool)
