@@ -36,6 +36,11 @@ from vipcore._src.allocation import register_allocator as register_allocator
 from vipcore._src.allocation import round_allocation as round_allocation
 from vipcore._src.allocation import solve as solve_allocation
 from vipcore._src.allocation import solve_continuous as solve_continuous
+from vipcore._src.allocation.grpo import GrpoAllocation as GrpoAllocation
+from vipcore._src.allocation.grpo import GrpoTerms as GrpoTerms
+from vipcore._src.allocation.grpo import allocate_grpo as allocate_grpo
+from vipcore._src.allocation.grpo import grpo_terms as grpo_terms
+from vipcore._src.allocation.grpo import solve_grpo as solve_grpo
 from vipcore._src.embed import embed as embed
 from vipcore._src.embed import load_encoder as load_encoder
 from vipcore._src.planner import Planner as Planner
@@ -61,9 +66,12 @@ __all__ = [
     "Allocation",
     "AllocationStatus",
     "ESTIMATORS",
+    "GrpoAllocation",
+    "GrpoTerms",
     "Planner",
     "advantages",
     "allocate",
+    "allocate_grpo",
     "allocate_inverse_accuracy",
     "allocate_inverse_variance",
     "allocate_uniform",
@@ -75,6 +83,7 @@ __all__ = [
     "gradient_variance",
     "gradient_variance_continuous",
     "grpo_gradient_variance",
+    "grpo_terms",
     "load_encoder",
     "montecarlo",
     "planner",
@@ -84,6 +93,7 @@ __all__ = [
     "round_allocation",
     "solve_allocation",
     "solve_continuous",
+    "solve_grpo",
     "stats",
     "sweep",
     "variance_factor",

@@ -31,6 +31,7 @@ SECTIONS: tuple[str, ...] = (
     "vipcore._src.apps.verify.stats",
     "vipcore._src.apps.verify.prediction",
     "vipcore._src.apps.verify.sweep",
+    "vipcore._src.apps.verify.grpo",
 )
 
 
