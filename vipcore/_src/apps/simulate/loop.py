@@ -349,6 +349,8 @@ def _metrics(st: Static, ap, r: Round, zero_var, updated, filled):
         updated=updated,
         filled=filled,
         distinct=jnp.sum(jnp.diff(jnp.sort(r.ids)) > 0).astype(jnp.int32) + 1,
+        n_min=jnp.min(r.counts).astype(jnp.int32),
+        n_max=jnp.max(r.counts).astype(jnp.int32),
     )
 
 
@@ -370,9 +372,9 @@ def _gradvar(st: Static, params, data: Data, r: Round, key):
         gs = jax.vmap(one, in_axes=(0, None))(keys, counts)
         return jnp.sum(jnp.var(gs, axis=0, ddof=1)), jnp.var(gs.sum(1), ddof=1)
 
-    own = moments(r.counts)
-    uni = moments(jnp.full(r.counts.shape, st.n_bar, r.counts.dtype))
-    return jnp.stack([*own, *uni]).astype(jnp.float32)
+    both = jnp.stack([r.counts, jnp.full(r.counts.shape, st.n_bar, r.counts.dtype)])
+    tr, proj = jax.vmap(moments)(both)  # one traced copy for both allocations
+    return jnp.stack([tr[0], proj[0], tr[1], proj[1]]).astype(jnp.float32)
 
 
 def _round(st: Static, data: Data, ap: ArmParams, seed, carry: Carry, t, pool):

@@ -28,10 +28,11 @@ def _header(results, quick, command, device) -> list[str]:
     cfg = results["config"]
     L = [f"# vipcore simulate: equal-rollout benchmark, task {cfg['task']}\n"]
     if quick:
-        L.append("> **Smoke test.** `--quick` runs every arm with "
-                 f"{cfg['seeds']} seeds: it checks that the pipeline works and "
-                 "has no power to detect the effects the protocol is about. Its "
-                 "comparisons are not evidence either way.\n")
+        L.append(f"> **Smoke test.** A `--quick` run ({cfg['seeds']} seeds, "
+                 f"{cfg['calibration_seeds']} calibration seeds) checks that the "
+                 "pipeline works; it has no power to detect the effects the "
+                 "protocol is about, and its comparisons are not evidence either "
+                 "way.\n")
     if command:
         L.append(f"Command: `{command}`  \nDevice: {device}  \n"
                  f"Training wall time (all programs, compilation included): "
