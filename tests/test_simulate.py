@@ -18,7 +18,6 @@ from statistics import NormalDist
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from tests.helpers import assert_allclose
@@ -659,71 +658,18 @@ def test_training_is_deterministic(trained):
                                           again["methods"][m][k])
 
 
-def _reference_host_loop(cfg, arms=("uniform", "vip_oracle")):
-    """The earlier host loop of ``run_training`` (before the loop moved onto the
-    device), cut down to uniform and oracle VIP with one answer token: one
-    ``jit(vmap(step))`` per round over the seeds, the allocation on the host
-    with ``vipcore.allocate`` in float64, the same keys and prompt order."""
-    from vipcore import allocate
-
-    train, ev = make_tasks(cfg)
-    s_n, b, u = cfg.seeds, cfg.batch_size, cfg.upper
-    F, M, A = (jnp.asarray(x) for x in (train.features, train.mask, train.answer))
-    tx = optax.adam(cfg.learning_rate)
-
-    def step(params, opt, key, ids, counts):
-        f, m, a = F[ids], M[ids], A[ids]
-        ys = pol.sample(key, params, f, m, u)
-        rew = jnp.where(ys == a[:, None], 1.0, -1.0)
-        rmask = jnp.arange(u)[None, :] < counts[:, None]
-        adv = advantages(rew, cfg.estimator, mask=rmask)
-        w = adv / (counts[:, None].astype(adv.dtype) * b)
-        g = jax.grad(pol.pg_loss)(params, f, m, ys, w)
-        upd, opt = tx.update(g, opt, params)
-        lo = jnp.min(jnp.where(rmask, rew, jnp.inf), axis=-1)
-        hi = jnp.max(jnp.where(rmask, rew, -jnp.inf), axis=-1)
-        return optax.apply_updates(params, upd), opt, jnp.mean(lo == hi)
-
-    step = jax.jit(jax.vmap(step))
-    acc_fn = jax.jit(jax.vmap(lambda p: jnp.mean(pol.success_prob(
-        p, jnp.asarray(ev.features), jnp.asarray(ev.mask), jnp.asarray(ev.answer)))))
-    p_fn = jax.jit(jax.vmap(lambda p, i: pol.success_prob(p, F[i], M[i], A[i])))
-    base = jax.random.key(cfg.task_seed + 7919)
-    seeds = jnp.arange(s_n)
-    out = {}
-    for arm in arms:
-        params = jax.vmap(lambda k: pol.init_params(
-            k, 2 * cfg.num_slots, cfg.num_slots, hidden=cfg.hidden,
-            depth=cfg.depth))(jax.vmap(lambda s: jax.random.fold_in(
-                jax.random.key(1234), s))(seeds))
-        opt = jax.vmap(tx.init)(params)
-        acc, zv = [np.asarray(acc_fn(params))], []
-        for t in range(cfg.steps):
-            ids = np.stack([prompt_ids(cfg, s, t) for s in range(s_n)])
-            counts = np.full((s_n, b), cfg.rollouts_per_prompt)
-            if arm == "vip_oracle":
-                p = np.asarray(p_fn(params, jnp.asarray(ids)), np.float64)
-                counts = np.stack([allocate(np.clip(q, 0, 1), cfg.budget, cfg.lower,
-                                            cfg.upper) for q in p])
-            keys = jax.vmap(lambda s, t=t: jax.random.fold_in(
-                jax.random.fold_in(base, s), t))(seeds)
-            params, opt, z = step(params, opt, keys, jnp.asarray(ids),
-                                  jnp.asarray(counts))
-            zv.append(np.asarray(z))
-            if (t + 1) % cfg.eval_every == 0:
-                acc.append(np.asarray(acc_fn(params)))
-        out[arm] = (np.stack(acc, 1), np.stack(zv, 1))
-    return out
-
-
 def test_device_loop_equals_host_loop(trained):
-    """The device loop reproduces the earlier host loop on the same seeds
-    (uniform and oracle VIP): the same all-equal shares in every round and the
+    """The device loop reproduces the earlier host loop (kept in
+    :mod:`vipcore._src.apps.simulate.reference`: per-round jit calls, the
+    allocation on the host with ``vipcore.allocate``) on the same seeds for
+    uniform and oracle VIP: the same all-equal shares in every round and the
     same held-out accuracy curve up to float32 rounding."""
+    from vipcore._src.apps.simulate.reference import host_loop
+
     rounds = 20  # of the fixture's 40, to keep the host loop short
     cfg = dataclasses.replace(TEST_CFG, calibration_seeds=0, steps=rounds)
-    ref = _reference_host_loop(cfg)
-    for arm, (acc, zv) in ref.items():
+    for arm, ref in host_loop(cfg).items():
+        acc, zv = ref["accuracy"], ref["zero_var"]
         d = trained["methods"][arm]
         np.testing.assert_array_equal(d["zero_var"][:, :rounds], zv, arm)
         assert_allclose(d["accuracy"][:, :acc.shape[1]], acc, rtol=1e-5, atol=1e-6)

@@ -293,9 +293,9 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
     first: ``accuracy`` ``(S, evals)``, per-round records ``(S, steps)``
     (``rollouts``, ``zero_var``, ``objective``, ``objective_uniform``,
     ``mid``, ``starved``, ``saturated_share``, ``abs_err``, ``updated``,
-    ``filled``, ``distinct``, ``n_min``, ``n_max``), ``gradvar`` ``(S, measurements, 4)``
-    (``tr Cov`` and ``Var(1^T g)`` with the arm's counts, then with
-    ``n_bar`` each), ``brier`` and ``ece`` ``(S,)``, and
+    ``filled``, ``distinct``, ``n_min``, ``n_max``), ``gradvar``
+    ``(S, measurements, 4)`` (``tr Cov`` and ``Var(1^T g)`` with the arm's
+    counts, then with ``n_bar`` each), ``brier`` and ``ece`` ``(S,)``, and
     ``rollouts_to_target``. ``"calibration"`` holds the same for the
     calibration seeds (None without them); ``"_checkpoints"`` the uniform
     arm's parameters for the first seed at the checkpoint rounds.
