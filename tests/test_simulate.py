@@ -49,12 +49,10 @@ from vipcore._src.variance import advantages, variance_factor
 #: False-failure rate of each statistical test (Bonferroni inside).
 FWER = 1e-3
 
-#: The arms of the default test run: every arm without a predictor (one
-#: program) and one predictor arm (a second program). The remaining predictor
-#: arms differ only in the predictor and are covered by a slow test.
-TEST_ARMS = tuple(a.name for a in default_arms(SimConfig())
-                  if a.name not in ("vip_gp", "vip_gp_descriptor", "vip_beta",
-                                    "vip_beta_expected"))
+#: The arms of the default test run: every arm without a predictor (they
+#: share one program). Each predictor arm is a program of its own: a unit test
+#: checks the predictor's wiring inside the round, and a slow test runs them.
+TEST_ARMS = tuple(a.name for a in default_arms(SimConfig()) if not a.predictor)
 
 #: Shared by this module, the CLI test and the notebook test (same shapes, so
 #: the programs compile once per pytest process). 16 seeds x 40 rounds give
@@ -454,6 +452,44 @@ def test_calibration_sums_match_core_metrics():
                     rtol=1e-4, atol=1e-6)
 
 
+def test_predictor_wiring_inside_the_round():
+    """The round hands the registered predictor success rates ``s/n`` with
+    weights ``n`` and allocates on its prediction: with Algorithm 1 an
+    observed prompt's latent mean becomes ``logit(clip(s/n))``, so its next
+    prediction is the clipped observed rate."""
+    from vipcore._src.apps.simulate.train import _initial_carry, _static
+
+    cfg = TEST_CFG
+    arm = next(a for a in default_arms(cfg) if a.name == "vip_gp")
+    st = _static(cfg, [arm], -1)
+    tr, _ = make_tasks(cfg)
+    params = jax.tree.map(lambda x: x[:1], initial_params_for_test(cfg))
+    carry = jax.tree.map(lambda x: x[0], _initial_carry(cfg, st, arm, params, tr))
+    ids = jnp.arange(5, 5 + cfg.batch_size)
+    counts = jnp.asarray(np.random.default_rng(6).integers(3, 20, cfg.batch_size))
+    succ = jnp.asarray(np.random.default_rng(7).integers(0, 3, cfg.batch_size))
+    succ = jnp.minimum(succ * counts // 2, counts)  # includes 0/n and n/n
+    cols = jnp.arange(cfg.upper)[None, :]
+    rew = jnp.where(cols < succ[:, None], 1.0, -1.0)
+    r = loop.Round(ids, jnp.zeros(cfg.batch_size), jnp.zeros(cfg.batch_size),
+                   counts, jnp.zeros((cfg.batch_size, cfg.upper), jnp.int32),
+                   jnp.zeros((cfg.batch_size, cfg.upper, 0), jnp.int32), rew,
+                   cols < counts[:, None])
+    pred_state, _, got = loop._observe(st, carry, r, jnp.asarray(False))
+    np.testing.assert_array_equal(got, succ)
+    ap = loop.ArmParams(*(jnp.asarray(x) for x in (8, True, False, False, 0, False,
+                                                   False, False)))
+    p_hat, _ = loop._source(st, ap, carry._replace(pred=pred_state), ids,
+                            jnp.zeros(cfg.batch_size))
+    assert_allclose(p_hat, np.clip(succ / counts, 0.01, 0.99), rtol=1e-4)
+
+
+def initial_params_for_test(cfg):
+    from vipcore._src.apps.simulate.train import initial_params
+
+    return initial_params(cfg, [0])
+
+
 def test_expected_variance_and_permutation_allocation():
     from vipcore._src.apps.simulate.train import _static
 
@@ -503,6 +539,8 @@ def test_config_validation():
         SimConfig(window=(0.5, 0.5)).validate()
     with pytest.raises(ValueError, match="ladder"):
         SimConfig(ladder=(8, 64)).validate()
+    with pytest.raises(ValueError, match="must not overlap"):
+        SimConfig(seed_offset=CALIBRATION_SEED_OFFSET - 10).validate()
     with pytest.raises(ValueError, match="arms must be names"):
         resolve_arms(SimConfig(arms=("uniform", "magic")))
 
@@ -564,10 +602,17 @@ def test_result_shapes(trained):
     assert set(trained["methods"]) == set(TEST_ARMS)
     n_eval = cfg.steps // cfg.eval_every + 1
     assert trained["eval_steps"] == list(range(0, cfg.steps + 1, cfg.eval_every))
-    assert trained["seeds"] == list(range(cfg.seeds))
+    assert trained["seeds"] == list(range(cfg.seed_offset,
+                                          cfg.seed_offset + cfg.seeds))
     cal = trained["calibration"]
-    assert cal["seeds"] == [CALIBRATION_SEED_OFFSET + i
+    assert cal["seeds"] == [cfg.calibration_offset + i
                             for i in range(cfg.calibration_seeds)]
+    # smoke tests never touch the protocol's seeds
+    protocol = SimConfig()
+    for x in trained["seeds"] + cal["seeds"]:
+        assert not protocol.seed_offset <= x < protocol.seeds
+        assert not (CALIBRATION_SEED_OFFSET <= x
+                    < CALIBRATION_SEED_OFFSET + protocol.calibration_seeds)
     for res, s in ((trained, cfg.seeds), (cal, cfg.calibration_seeds)):
         for d in res["methods"].values():
             assert d["accuracy"].shape == (s, n_eval)
@@ -648,14 +693,6 @@ def test_dapo_accounting_rules(trained):
     np.testing.assert_array_equal(e["updated"], e["zero_var"] < 1)
     for m in ("uniform", "greso", "mopps", "vip_oracle"):
         assert trained["methods"][m]["updated"].all()
-
-
-def test_training_is_deterministic(trained):
-    again = run_training(TEST_CFG)
-    for m in TEST_ARMS:
-        for k in ("accuracy", "zero_var", "objective", "rollouts"):
-            np.testing.assert_array_equal(trained["methods"][m][k],
-                                          again["methods"][m][k])
 
 
 def test_device_loop_equals_host_loop(trained):
@@ -846,13 +883,21 @@ def test_cli_quick_run_writes_report(tmp_path, trained):
 
     out = tmp_path / "sim"
     assert main(_cli_args(out)) == 0
-    for name in ("report.md", "results.json", "learning_curves.png",
+    for name in ("report.md", "results.json", "rounds.npz", "learning_curves.png",
                  "equivalent_rollouts.png", "zero_variance.png"):
         assert (out / name).exists(), name
+    # a second training run of the same settings gives the same numbers
+    rounds = np.load(out / "rounds.npz")
     res = json.loads((out / "results.json").read_text())
+    for m in TEST_ARMS:
+        for k in ("zero_var", "objective", "rollouts", "updated"):
+            np.testing.assert_array_equal(rounds[f"{m}.{k}"],
+                                          trained["methods"][m][k], f"{m}.{k}")
+        np.testing.assert_array_equal(res["methods"][m]["accuracy"],
+                                      trained["methods"][m]["accuracy"])
+    assert_allclose(res["methods"]["greso"]["per_seed_mean"]["zero_var"],
+                    trained["methods"]["greso"]["zero_var"].mean(1), rtol=1e-6)
     assert res["config"] == json.loads(json.dumps(dataclasses.asdict(TEST_CFG)))
-    np.testing.assert_array_equal(res["methods"]["vip_oracle"]["accuracy"],
-                                  trained["methods"]["vip_oracle"]["accuracy"])
     assert res["summary"]["chosen"]["exploratory"] is False
     assert len(res["calibration_summary"]["seeds"]) == TEST_CFG.calibration_seeds
     md = (out / "report.md").read_text()
@@ -886,9 +931,9 @@ def test_cli_bad_input_exits_2(tmp_path, capsys, argv, match):
 
 @pytest.mark.slow
 def test_budget_accounting_remaining_predictor_arms(beta_registered):
-    """The predictor arms outside the default run (their own programs)."""
-    names = ("uniform", "vip_gp", "vip_gp_descriptor", "vip_beta",
-             "vip_beta_expected")
+    """The predictor arms (each its own program), with a stand-in ``beta``."""
+    names = ("uniform", "vip_gp", "vip_gp_binomial", "vip_gp_descriptor",
+             "vip_beta", "vip_beta_expected")
     cfg = dataclasses.replace(TEST_CFG, steps=10, seeds=2, calibration_seeds=0,
                               arms=names)
     res = run_training(cfg)

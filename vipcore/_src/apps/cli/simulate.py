@@ -43,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=None, help="seeds of the run that picks the best "
                         f"planner (default {d.calibration_seeds}; quick "
                         f"{QUICK['calibration_seeds']}; 0 = none: exploratory)")
-    parser.add_argument("--seed-offset", type=int_in(0, 999_999), default=0,
-                        help="number of the first seed (default 0)")
+    parser.add_argument("--seed-offset", type=int_in(0, 2**31 - 2), default=None,
+                        help="number of the first seed (default 0; quick "
+                        f"{QUICK['seed_offset']})")
     parser.add_argument("--steps", type=int_in(1, 100_000), default=None,
                         help=f"training rounds (default {d.steps})")
     parser.add_argument("--arms", default="",
@@ -74,16 +75,15 @@ def config_from_args(args: argparse.Namespace):
     from vipcore._src.apps.simulate.config import QUICK, SimConfig, with_task
 
     base = dict(QUICK) if args.quick else {}
-    for name in ("seeds", "steps", "calibration_seeds"):
+    for name in ("seeds", "steps", "calibration_seeds", "seed_offset"):
         if getattr(args, name) is not None:
             base[name] = getattr(args, name)
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
     cfg = with_task(SimConfig(**base), args.task)
     cfg = dataclasses.replace(
-        cfg, estimator=args.estimator, arms=arms, seed_offset=args.seed_offset,
-        batch_size=args.batch_size, rollouts_per_prompt=args.rollouts,
-        lower=args.lower, upper=args.upper, learning_rate=args.lr,
-        filler_tokens=args.filler_tokens).validate()
+        cfg, estimator=args.estimator, arms=arms, batch_size=args.batch_size,
+        rollouts_per_prompt=args.rollouts, lower=args.lower, upper=args.upper,
+        learning_rate=args.lr, filler_tokens=args.filler_tokens).validate()
     resolve_arms(cfg)  # unknown arm names raise here, before any work
     return cfg
 

@@ -47,7 +47,7 @@ def _step_fn(cfg: SimConfig, feats, mask, answer):
 
 def host_loop(cfg: SimConfig, arms: tuple[str, ...] = ("uniform", "vip_oracle")
               ) -> dict[str, dict]:
-    """Train ``arms`` for seeds ``0 .. cfg.seeds - 1`` the earlier way.
+    """Train ``arms`` for the comparison seeds of ``cfg`` the earlier way.
 
     Returns per arm ``accuracy`` ``(S, evals)``, ``zero_var`` ``(S, steps)``
     and ``seconds_per_round`` (wall-clock after the first round).
@@ -63,7 +63,8 @@ def host_loop(cfg: SimConfig, arms: tuple[str, ...] = ("uniform", "vip_oracle")
     p_fn = jax.jit(jax.vmap(lambda p, i: pol.success_prob(p, feats[i], mask[i],
                                                          answer[i])))
     base = jax.random.key(cfg.task_seed + 7919)
-    seeds = jnp.arange(cfg.seeds)
+    numbers = range(cfg.seed_offset, cfg.seed_offset + cfg.seeds)
+    seeds = jnp.asarray(list(numbers), jnp.int32)
     out = {}
     for arm in arms:
         params = jax.vmap(lambda k: pol.init_params(
@@ -75,7 +76,7 @@ def host_loop(cfg: SimConfig, arms: tuple[str, ...] = ("uniform", "vip_oracle")
         for t in range(cfg.steps):
             if t == 1:
                 t_first = time.perf_counter()
-            ids = np.stack([prompt_ids(cfg, s, t) for s in range(cfg.seeds)])
+            ids = np.stack([prompt_ids(cfg, s, t) for s in numbers])
             counts = np.full(ids.shape, cfg.rollouts_per_prompt)
             if arm == "vip_oracle":
                 p = np.asarray(p_fn(params, jnp.asarray(ids)), np.float64)

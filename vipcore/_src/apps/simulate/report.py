@@ -67,7 +67,8 @@ def _curves(results, out: Path) -> tuple[str, str]:
         ax.set_xlabel("round")
         ax.set_ylabel("held-out accuracy")
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
     save_figure(fig, out / "learning_curves.png")
     return ("learning_curves.png", "Held-out accuracy per round (mean and 95 % "
             "band over seeds; grey: the primary metric's window)")
@@ -111,7 +112,8 @@ def _zero_var(results, out: Path) -> tuple[str, str]:
                 label=_label(results, m))
     ax.set_xlabel("round")
     ax.set_ylabel("all-equal group share")
-    ax.legend(fontsize=6)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
     save_figure(fig, out / "zero_variance.png")
     return ("zero_variance.png", "Share of groups with all-equal rewards "
             "(moving average)")
@@ -126,10 +128,36 @@ def _plots(results, summ, out: Path) -> list[tuple[str, str]]:
     return figs
 
 
+#: Per-arm keys kept in ``results.json``; the per-round records go to
+#: ``rounds.npz`` (their per-seed means stay in the JSON).
+_JSON_KEYS = ("accuracy", "gradvar", "brier", "ece", "rollouts_to_target")
+
+
+def _split_payload(results: dict[str, Any], out: Path) -> dict[str, Any]:
+    """``results`` with the per-round arrays moved to ``out/rounds.npz``."""
+    arrays, methods = {}, {}
+    for m, d in results["methods"].items():
+        keep = {k: d[k] for k in _JSON_KEYS if k in d}
+        keep["per_seed_mean"] = {}
+        for k, v in d.items():
+            if k not in _JSON_KEYS:
+                arrays[f"{m}.{k}"] = np.asarray(v)
+                keep["per_seed_mean"][k] = np.asarray(v, np.float64).mean(axis=1)
+        methods[m] = keep
+    with open(out / "rounds.npz", "wb") as f:
+        np.savez_compressed(f, **arrays)
+    return dict(results, methods=methods)
+
+
 def write_report(results: dict[str, Any], assumptions: list[dict] | None,
                  out: str | Path, *, calibration: dict[str, Any] | None = None,
                  command: str = "", device: str = "", quick: bool = False) -> Path:
-    """Write ``report.md``, ``results.json`` and PNGs into ``out``.
+    """Write ``report.md``, ``results.json``, ``rounds.npz`` and PNGs into ``out``.
+
+    ``results.json`` holds the configuration, per arm the held-out accuracy
+    curves, gradient-variance measurements, calibration scores and per-seed
+    means of the per-round records, and the summary; ``rounds.npz`` the
+    per-round records themselves (``"<arm>.<key>"``, seeds first).
 
     ``calibration``: the results of the calibration seeds, on which the best
     vipcore planner and the DAPO variant are chosen (without it the choice is
@@ -142,7 +170,7 @@ def write_report(results: dict[str, Any], assumptions: list[dict] | None,
     summ = summarize(results, calibration=calibration)
     results = dict(results, summary_window=summ["window"])
     figs = _plots(results, summ, out)
-    payload = dict(results, summary=summ, calibration=None,
+    payload = dict(_split_payload(results, out), summary=summ, calibration=None,
                    assumptions=assumptions or [], device=device, command=command,
                    quick=quick,
                    calibration_summary=None if calibration is None else {

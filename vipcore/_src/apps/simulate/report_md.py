@@ -94,6 +94,8 @@ def _gates(summ) -> list[str]:
 def _confirmatory(results, summ) -> list[str]:
     ch = summ["chosen"]
     L = ["## Confirmatory tests\n"]
+    if ch["best"] is None:
+        return L + ["No vipcore planner ran, so there is nothing to confirm.\n"]
     if ch["exploratory"]:
         L.append("> **Exploratory.** No calibration run: the best planner and "
                  "the DAPO variant were chosen on these same seeds, so the "

@@ -89,7 +89,7 @@ def _gates(results, metric, fit) -> dict[str, Any]:
     ladder = _ladder(results, metric)
     base = results["config"]["rollouts_per_prompt"]
     top = max(ladder) if ladder else None
-    if top is not None and top > base:
+    if top is not None and top > base and base in ladder:
         t = an.paired_t(ladder[top] - ladder[base])
         out["ladder"] = {"rungs": [base, top], **t,
                          "passed": bool(t["mean"] > 0 and t["p"] < an.GATE_P)}

@@ -28,7 +28,7 @@ from vipcore._src.apps.simulate import loop
 from vipcore._src.apps.simulate import policy as pol
 from vipcore._src.apps.simulate import selectors as sel
 from vipcore._src.apps.simulate.arms import Arm, resolve_arms
-from vipcore._src.apps.simulate.config import CALIBRATION_SEED_OFFSET, SimConfig
+from vipcore._src.apps.simulate.config import SimConfig
 from vipcore._src.apps.simulate.task import Task, make_task, network_embeddings
 
 __all__ = [
@@ -285,7 +285,7 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
 
     The ``cfg.seeds`` comparison seeds (from ``cfg.seed_offset``) and the
     ``cfg.calibration_seeds`` calibration seeds (from
-    :data:`~vipcore._src.apps.simulate.config.CALIBRATION_SEED_OFFSET`) run
+    ``cfg.calibration_offset``) run
     in the same programs; their results are returned apart.
 
     Returns a dict with the configuration, the arms run and skipped (with
@@ -305,8 +305,8 @@ def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = Non
     arms, skipped = resolve_arms(cfg)
     train, evalt = make_tasks(cfg)
     main = np.arange(cfg.seed_offset, cfg.seed_offset + cfg.seeds)
-    cal = np.arange(CALIBRATION_SEED_OFFSET,
-                    CALIBRATION_SEED_OFFSET + cfg.calibration_seeds)
+    cal = np.arange(cfg.calibration_offset,
+                    cfg.calibration_offset + cfg.calibration_seeds)
     seeds = np.concatenate([main, cal])
     t_start = time.perf_counter()
     pools = jnp.asarray(candidate_pools(cfg, seeds))
