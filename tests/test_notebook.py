@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.test_simulate import TEST_SETTINGS
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "walkthrough.ipynb"
-CI_SETTINGS = {"steps": 10, "seeds": 2}
+CI_SETTINGS = dict(TEST_SETTINGS)
 
 
 def _code_cells(path: Path) -> list[str]:

@@ -1,9 +1,12 @@
-"""``vipcore simulate``: VIP inside a real (small) training loop, end to end.
+"""``vipcore simulate``: a pre-registered, equal-rollout benchmark on the device.
 
-Trains a small JAX MLP policy with optax on a generated verifiable task with
-every allocation method at the same rollout budget, measures the paper's
-assumptions on the real policy, and writes ``report.md``, ``results.json``
-and plots into ``--out``. See ``docs/simulate.md``.
+Trains a small JAX MLP policy on a generated verifiable task with every arm
+(uniform, the uniform ladder, VIP with oracle and predicted success
+probabilities, DAPO, GRESO- and MoPPS-style selection, a negative control) at
+exactly ``C`` rollouts per round, for many paired seeds at once on one
+device; picks the best vipcore planner on separate calibration seeds; and
+writes ``report.md``, ``results.json`` and plots into ``--out``. See
+``docs/simulate.md`` for the protocol.
 """
 
 from __future__ import annotations
@@ -15,36 +18,51 @@ import sys
 import time
 from pathlib import Path
 
+from vipcore._src.apps.cli._options import float_in, int_in
+
 __all__ = ["HELP", "add_arguments", "run", "config_from_args"]
 
-HELP = "train a small policy with every allocation method; report learning curves"
+HELP = "equal-rollout benchmark of VIP against uniform, DAPO, GRESO and MoPPS"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from vipcore._src.apps.simulate.train import METHODS, SimConfig
+    from vipcore._src.apps.simulate.config import QUICK, TASKS, SimConfig
 
     d = SimConfig()
     parser.add_argument("--quick", action="store_true",
-                        help="small settings (< 3 min on 2 CPU cores)")
+                        help=f"smoke test: every arm, {QUICK['seeds']} seeds, "
+                        f"{QUICK['calibration_seeds']} calibration seeds")
     parser.add_argument("--out", default="./vipcore-simulate/",
                         help="output directory (default ./vipcore-simulate/)")
-    parser.add_argument("--seeds", type=int, default=None,
-                        help=f"seeds per method (default {d.seeds}; quick 3)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help=f"training rounds (default {d.steps}; quick 60)")
+    parser.add_argument("--task", choices=tuple(TASKS), default=d.task,
+                        help="task shape (default %(default)s)")
+    parser.add_argument("--seeds", type=int_in(2, 100_000), default=None,
+                        help=f"paired seeds per arm (default {d.seeds}; "
+                        f"quick {QUICK['seeds']})")
+    parser.add_argument("--calibration-seeds", type=int_in(0, 100_000),
+                        default=None, help="seeds of the run that picks the best "
+                        f"planner (default {d.calibration_seeds}; quick "
+                        f"{QUICK['calibration_seeds']}; 0 = none: exploratory)")
+    parser.add_argument("--seed-offset", type=int_in(0, 2**31 - 2), default=None,
+                        help="number of the first seed (default 0; quick "
+                        f"{QUICK['seed_offset']})")
+    parser.add_argument("--steps", type=int_in(1, 100_000), default=None,
+                        help=f"training rounds (default {d.steps})")
+    parser.add_argument("--arms", default="",
+                        help="comma-separated arm names (default: every arm)")
     parser.add_argument("--estimator", choices=("rloo", "drgrpo", "grpo"),
                         default=d.estimator, help="advantage estimator / loss")
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help="comma-separated subset of " + ",".join(METHODS))
-    parser.add_argument("--predictor", choices=("gp", "moving_average", "ridge"),
-                        default=d.predictor,
-                        help="planner predictor for vip and the heuristics")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--rollouts", type=int, default=d.rollouts_per_prompt,
+    parser.add_argument("--batch-size", type=int_in(1, 100_000),
+                        default=d.batch_size)
+    parser.add_argument("--rollouts", type=int_in(2, 100_000),
+                        default=d.rollouts_per_prompt,
                         help="mean rollouts per prompt n (budget C = B n)")
-    parser.add_argument("--lower", type=int, default=d.lower)
-    parser.add_argument("--upper", type=int, default=d.upper)
-    parser.add_argument("--lr", type=float, default=d.learning_rate)
-    parser.add_argument("--filler-tokens", type=int, default=d.filler_tokens,
+    parser.add_argument("--lower", type=int_in(2, 100_000), default=d.lower)
+    parser.add_argument("--upper", type=int_in(2, 100_000), default=d.upper)
+    parser.add_argument("--lr", type=float_in(0, None, low_open=True),
+                        default=d.learning_rate)
+    parser.add_argument("--filler-tokens", type=int_in(0, 4096),
+                        default=d.filler_tokens,
                         help="reward-irrelevant tokens per rollout (LLM-like Z; "
                         "default 0 = one-token answers)")
     parser.add_argument("--no-assumptions", action="store_true",
@@ -52,21 +70,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`SimConfig` the arguments describe (validated)."""
-    from vipcore._src.apps.simulate.train import QUICK, SimConfig
+    """The :class:`SimConfig` the arguments describe (validated, arms checked)."""
+    from vipcore._src.apps.simulate.arms import resolve_arms
+    from vipcore._src.apps.simulate.config import QUICK, SimConfig, with_task
 
     base = dict(QUICK) if args.quick else {}
-    if args.seeds is not None:
-        base["seeds"] = args.seeds
-    if args.steps is not None:
-        base["steps"] = args.steps
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    cfg = SimConfig(**base, estimator=args.estimator, methods=methods,
-                    predictor=args.predictor, batch_size=args.batch_size,
-                    rollouts_per_prompt=args.rollouts, lower=args.lower,
-                    upper=args.upper, learning_rate=args.lr,
-                    filler_tokens=args.filler_tokens)
-    return cfg.validate()
+    for name in ("seeds", "steps", "calibration_seeds", "seed_offset"):
+        if getattr(args, name) is not None:
+            base[name] = getattr(args, name)
+    arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
+    cfg = with_task(SimConfig(**base), args.task)
+    cfg = dataclasses.replace(
+        cfg, estimator=args.estimator, arms=arms, batch_size=args.batch_size,
+        rollouts_per_prompt=args.rollouts, lower=args.lower, upper=args.upper,
+        learning_rate=args.lr, filler_tokens=args.filler_tokens).validate()
+    resolve_arms(cfg)  # unknown arm names raise here, before any work
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:

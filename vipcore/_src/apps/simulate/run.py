@@ -1,8 +1,10 @@
-"""``vipcore simulate`` as a function: train, measure the assumptions, report."""
+"""``vipcore simulate`` as a function: calibrate, compare, measure, report."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from vipcore._src.apps.simulate.config import SimConfig
 
 __all__ = ["simulate"]
 
@@ -10,10 +12,12 @@ __all__ = ["simulate"]
 _ASSUME = {"quick": (256, 16, 32, 1000), "default": (600, 16, 64, 4000)}
 
 
-def simulate(cfg, out, *, assumptions: bool = True, quick: bool = False,
+def simulate(cfg: SimConfig, out, *, assumptions: bool = True, quick: bool = False,
              command: str = "", progress=None) -> dict:
-    """Run the training comparison and the assumption measurements; write the
-    report into ``out``. Returns the results dict (with ``"assumptions"``)."""
+    """Train every arm on the comparison and calibration seeds, measure the
+    assumptions, and write the report into ``out`` (the best planner and the
+    DAPO variant are chosen on the calibration seeds). Returns the results
+    dict (with ``"assumptions"``)."""
     import jax
 
     from vipcore._src.apps.simulate.assumptions import measure_checkpoints
@@ -21,6 +25,9 @@ def simulate(cfg, out, *, assumptions: bool = True, quick: bool = False,
     from vipcore._src.apps.simulate.train import make_tasks, run_training
 
     say = progress or (lambda s: None)
+    cfg.validate()
+    say(f"{cfg.seeds} comparison seeds from {cfg.seed_offset}, "
+        f"{cfg.calibration_seeds} calibration seeds")
     results = run_training(cfg, progress=say)
     rows = []
     if assumptions and results["_checkpoints"]:
@@ -32,7 +39,8 @@ def simulate(cfg, out, *, assumptions: bool = True, quick: bool = False,
             props_replicates=reps, props_n=cfg.rollouts_per_prompt,
             seed=cfg.task_seed, filler_tokens=cfg.filler_tokens, progress=say)
     dev = jax.devices()[0]
-    write_report(results, rows, Path(out), command=command,
-                 device=f"{dev.platform}: {dev.device_kind}")
+    write_report(results, rows, Path(out), calibration=results["calibration"],
+                 command=command, device=f"{dev.platform}: {dev.device_kind}",
+                 quick=quick)
     results["assumptions"] = rows
     return results

@@ -10,15 +10,20 @@ Difficulty varies by construction: an untrained policy succeeds with
 probability about ``1/k_q`` (0.5 down to ``1/K``), and prompts whose two
 largest numbers differ by 1 stay hard longer than prompts with a wide gap.
 
-Two representations of a prompt:
+Three representations of a prompt:
 
 * ``features`` ``(Q, 2K)``: the policy's input, the values scaled to
   ``[0, 1]`` in the first ``k_q`` slots (0 elsewhere) followed by the slot mask.
-* ``embeddings`` ``(Q, 3)``: what the GP predictor sees, built from the task's
-  own difficulty descriptors: ``[k_q / K, gap_q / (D - 1), argmax_q / (K - 1)]``
-  where ``gap_q`` is the margin between the two largest values. Prompts close
-  in this space have similar success probabilities under any policy that has
-  learned "pick the largest", so the GP has real structure to use.
+* :func:`network_embeddings` ``(Q, d)``: what the predictors see by default,
+  a stand-in for a frozen sentence encoder: a fixed, seeded random network
+  over the prompt's tokens (one token per shown number and its position),
+  L2-normalised. Distinct prompts get distinct vectors; the network knows
+  nothing about the task's difficulty.
+* ``embeddings`` ``(Q, 3)``: the task's own difficulty descriptors,
+  ``[k_q / K, gap_q / (D - 1), argmax_q / (K - 1)]``, where ``gap_q`` is the
+  margin between the two largest values. Privileged information no real
+  encoder has, and coarse: many prompts share one point. Kept as a secondary
+  arm for continuity with earlier reports.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 
 from vipcore._src._checks import check_int
 
-__all__ = ["Task", "make_task"]
+__all__ = ["Task", "make_task", "network_embeddings"]
 
 
 class Task(NamedTuple):
@@ -122,3 +127,54 @@ def make_task(
         [k / kmax, gap / (d - 1), answer / (kmax - 1)], axis=1
     ).astype(np.float32)
     return Task(values, k, answer, mask, features, embeddings, gap)
+
+
+def network_embeddings(task: Task, *, dim: int = 64, hidden: int = 256,
+                       num_values: int | None = None, seed: int = 0
+                       ) -> np.ndarray:
+    r"""A frozen random-network embedding of each prompt, ``(Q, dim)`` float32.
+
+    The prompt is read as tokens, one per shown number: the one-hot code of
+    (slot, value) in a ``K x D`` vocabulary. A two-layer network with fixed
+    Gaussian weights (seeded; never trained) maps the bag of tokens to
+    ``dim`` numbers, which are L2-normalised:
+
+    .. math::
+
+        e_q = \frac{W_2^\top \tanh(W_1^\top x_q / \sqrt{k_q})}
+                  {\lVert W_2^\top \tanh(W_1^\top x_q / \sqrt{k_q}) \rVert_2},
+        \qquad (W_1)_{ij} \sim \mathcal N(0, 1),\;
+        (W_2)_{ij} \sim \mathcal N(0, 1/h),
+
+    with ``x_q`` the 0/1 indicator of the prompt's tokens and ``h`` the
+    hidden width (unit-norm input, so pre-activations are standard normal).
+
+    Prompts that share tokens are close, as with a sentence encoder; prompts
+    with different tokens get different vectors (with probability 1 over the
+    weights), and identical prompts identical ones.
+
+    Args:
+      task: the prompts.
+      dim, hidden: output and hidden widths.
+      num_values: ``D`` (default: one more than the largest shown value).
+      seed: NumPy seed of the frozen weights.
+
+    >>> t = make_task(5, num_slots=4, seed=1)
+    >>> e = network_embeddings(t, dim=8)
+    >>> e.shape, bool(np.allclose(np.linalg.norm(e, axis=1), 1.0))
+    ((5, 8), True)
+    """
+    d = int(task.values.max()) + 1 if num_values is None else num_values
+    if d <= int(task.values.max()):
+        raise ValueError(f"num_values must exceed the largest value "
+                         f"{int(task.values.max())}; got {d}")
+    q, k = task.values.shape
+    tokens = np.zeros((q, k * d))
+    rows, slot = np.nonzero(task.mask)
+    tokens[rows, slot * d + task.values[task.mask]] = 1.0
+    tokens /= np.sqrt(task.k)[:, None]  # unit norm: pre-activations ~ N(0, 1)
+    rng = np.random.default_rng([seed, 20250])
+    w1 = rng.normal(size=(k * d, hidden))
+    w2 = rng.normal(size=(hidden, dim)) / np.sqrt(hidden)
+    out = np.tanh(tokens @ w1) @ w2
+    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)

@@ -1,345 +1,44 @@
-r"""The training loop: every allocation method at the same rollout budget.
+r"""Every arm at its rollout budget, trained on the device.
 
-One *round* spends exactly ``C = B * n_bar`` rollouts for every method:
+:func:`run_training` groups the arms by program (:meth:`Arm.program`), builds
+each program's initial state on the host (policy parameters, optimizer,
+predictor and selector states, candidate streams) and runs it with
+:func:`vipcore._src.apps.simulate.loop.run_program`: one compiled call per
+program for all rounds, arms and seeds.
 
-* ``uniform``: ``n_q = n_bar`` for each of the ``B`` prompts.
-* ``vip``: GP prediction of ``p_q`` (Algorithm 1) + :func:`allocate` (problem 5).
-* ``vip_oracle``: :func:`allocate` with the policy's exact ``p_q`` (the upper
-  bound of any predictor).
-* ``inverse_accuracy`` / ``inverse_variance``: the App. C.1 heuristics, fed by
-  the same GP prediction as ``vip`` (only the allocation rule differs).
-* ``dapo``: DAPO-style dynamic filtering. **Accounting rule**: each round draws
-  the same ``B`` prompts as every other method with ``n_bar`` rollouts each
-  (``C`` rollouts, all counted); groups whose rewards are all equal are
-  dropped; the surviving groups go to a buffer; when the buffer holds ``B``
-  groups the policy takes one step on exactly those ``B`` groups and the
-  surplus surviving groups of that round are discarded (still counted). Until
-  the buffer is full no update happens, so buffered groups are on-policy. DAPO
-  therefore takes at most one update per round and never more rollouts than
-  the others; its x-axis is the same rollouts consumed.
-
-All other methods take one Adam step per round on their ``B`` groups with the
-policy-gradient estimate ``(1/B) sum_q G_q``, ``G_q = (1/n_q) sum_j A_qj H(o_qj)``
-and advantages from :func:`vipcore._src.variance.advantages` (KL = 0,
-Assumption 3.1). The runs of one method family are stacked on a leading axis
-and advanced by one ``jit(vmap(step))`` call per round (seeds x methods);
-allocation and the GP run on the host, where their wall-clock is measured.
-
-Paired design (common random numbers): for seed ``s`` every method starts
-from the same parameters, sees the same prompt sequence and uses the same
+Paired design (common random numbers): for seed ``s`` every arm starts from
+the same parameters, is offered the same candidate stream (whose first ``B``
+prompts are the batch of every arm that does not select) and uses the same
 sampling keys.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
+import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jax.flatten_util import ravel_pytree
 
+from vipcore._src.apps.simulate import loop
 from vipcore._src.apps.simulate import policy as pol
-from vipcore._src.apps.simulate.task import Task, make_task
-from vipcore._src.variance import advantages, variance_factor
+from vipcore._src.apps.simulate import selectors as sel
+from vipcore._src.apps.simulate.arms import Arm, resolve_arms
+from vipcore._src.apps.simulate.config import SimConfig
+from vipcore._src.apps.simulate.task import Task, make_task, network_embeddings
 
 __all__ = [
-    "METHODS",
-    "SimConfig",
-    "QUICK",
+    "make_tasks",
+    "prompt_ids",
+    "candidate_pools",
+    "prompt_embeddings",
+    "initial_params",
     "run_training",
 ]
-
-#: Methods compared, in report order.
-METHODS = ("uniform", "vip", "vip_oracle", "inverse_accuracy", "inverse_variance",
-           "dapo")
-_GP_METHODS = ("vip", "inverse_accuracy", "inverse_variance")
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    """Everything that defines a simulation (fixed before any comparison).
-
-    Attributes:
-      num_train, num_eval: training prompt pool and held-out set sizes.
-      num_slots, num_values: task ``K`` and ``D`` (see :mod:`.task`).
-      task_seed: seed of the generated task (train and eval are disjoint draws).
-      hidden, depth: MLP width and number of hidden layers.
-      learning_rate: Adam step size; ``max_grad_norm`` optional global-norm clip.
-      batch_size: ``B`` prompts per round.
-      rollouts_per_prompt: ``n_bar``; the per-round budget is ``C = B n_bar``.
-      lower, upper: per-prompt bounds ``L <= n_q <= U`` for the allocators.
-      steps: rounds per run; ``seeds``: independent runs per method.
-      estimator: ``"rloo"``, ``"drgrpo"`` or ``"grpo"`` (GRPO allocates with
-        the RLOO objective: the paper gives no closed form for it).
-      methods: subset of :data:`METHODS`.
-      predictor: planner predictor for ``vip`` and the heuristics.
-      eval_every: rounds between held-out evaluations.
-      gradvar_every, gradvar_replicates: rounds between gradient-variance
-        measurements and the number of independent rollout draws per measurement.
-      target_accuracy: held-out accuracy for "rollouts to reach target".
-      checkpoints: fractions of training at which the ``uniform`` seed-0 policy
-        is saved for the assumption tests.
-      filler_tokens, filler_vocab: ``T`` reward-irrelevant "reasoning" tokens
-        per rollout from a second head over ``filler_vocab`` symbols (0 = the
-        one-token policy). They make ``Z`` a sum over many tokens as in an LLM
-        (see :func:`vipcore._src.apps.simulate.policy.sequence_log_prob`).
-    """
-
-    num_train: int = 1024
-    num_eval: int = 512
-    num_slots: int = 8
-    num_values: int = 10
-    task_seed: int = 0
-    hidden: int = 64
-    depth: int = 2
-    learning_rate: float = 3e-3
-    max_grad_norm: float | None = None
-    batch_size: int = 32
-    rollouts_per_prompt: int = 8
-    lower: int = 3
-    upper: int = 32
-    steps: int = 200
-    seeds: int = 8
-    estimator: str = "rloo"
-    methods: tuple[str, ...] = METHODS
-    predictor: str = "gp"
-    eval_every: int = 5
-    gradvar_every: int = 20
-    gradvar_replicates: int = 16
-    target_accuracy: float = 0.6
-    checkpoints: tuple[float, ...] = (0.0, 0.5, 1.0)
-    filler_tokens: int = 0
-    filler_vocab: int = 16
-
-    @property
-    def budget(self) -> int:
-        """Rollouts per round, ``C = B * n_bar``."""
-        return self.batch_size * self.rollouts_per_prompt
-
-    @property
-    def alloc_estimator(self) -> str:
-        """Objective used by the allocators (``rloo`` for GRPO)."""
-        return "drgrpo" if self.estimator == "drgrpo" else "rloo"
-
-    def validate(self) -> SimConfig:
-        """Raise ``ValueError`` on inconsistent settings; return ``self``."""
-        bad = [m for m in self.methods if m not in METHODS]
-        if bad or not self.methods:
-            raise ValueError(f"methods must be a non-empty subset of {METHODS}; "
-                             f"got {self.methods}")
-        if self.estimator not in ("rloo", "drgrpo", "grpo"):
-            raise ValueError("estimator must be one of 'rloo', 'drgrpo', 'grpo'; "
-                             f"got {self.estimator!r}")
-        lmin = 3 if self.alloc_estimator == "drgrpo" else 2
-        if not lmin <= self.lower <= self.rollouts_per_prompt <= self.upper:
-            raise ValueError(
-                f"need {lmin} <= lower <= rollouts_per_prompt <= upper; got lower="
-                f"{self.lower}, rollouts_per_prompt={self.rollouts_per_prompt}, "
-                f"upper={self.upper}")
-        for name in ("num_train", "num_eval", "batch_size", "steps", "seeds",
-                     "eval_every", "gradvar_every", "hidden", "depth"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if self.batch_size > self.num_train:
-            raise ValueError(f"batch_size must be <= num_train={self.num_train}; "
-                             f"got {self.batch_size}")
-        if self.filler_tokens < 0 or self.filler_vocab < 2:
-            raise ValueError("need filler_tokens >= 0 and filler_vocab >= 2; got "
-                             f"{self.filler_tokens}, {self.filler_vocab}")
-        if self.gradvar_replicates < 2:
-            raise ValueError("gradvar_replicates must be >= 2; got "
-                             f"{self.gradvar_replicates}")
-        if not 0 < self.target_accuracy < 1:
-            raise ValueError("target_accuracy must lie in (0, 1); got "
-                             f"{self.target_accuracy}")
-        return self
-
-
-#: The ``--quick`` settings (CI and the notebook): a few seeds, short runs.
-QUICK = dict(num_train=512, num_eval=256, steps=60, seeds=3, eval_every=5,
-             gradvar_every=20, gradvar_replicates=8)
-
-
-# --------------------------------------------------------------------------
-# Device code: one round for a stack of runs.
-
-
-def _rewards(ys, answer):
-    return jnp.where(ys == answer[:, None], 1.0, -1.0)
-
-
-def _batch_grad(params, feats, smask, ys, fil, rew, rmask, counts, estimator):
-    """Policy-gradient estimate (as the gradient of the surrogate)."""
-    adv = advantages(rew, estimator, mask=rmask)
-    b = counts.shape[0]
-    w = adv / (counts[:, None].astype(adv.dtype) * b)
-    return jax.grad(pol.pg_loss)(params, feats, smask, ys, w, fil)
-
-
-def _sample(key, params, feats, smask, num, tokens):
-    """Answers ``(B, num)`` and fillers ``(B, num, T)``; the answer draw uses
-    ``key`` itself, so ``T = 0`` reproduces the one-token runs exactly."""
-    ys = pol.sample(key, params, feats, smask, num)
-    fil = pol.sample_fillers(jax.random.fold_in(key, 1), params, feats, num, tokens)
-    return ys, fil
-
-
-def _make_alloc_step(tx, estimator: str, upper: int, tokens: int):
-    def step(params, opt_state, key, feats, smask, answer, counts):
-        ys, fil = _sample(key, params, feats, smask, upper, tokens)
-        rew = _rewards(ys, answer)
-        rmask = jnp.arange(upper)[None, :] < counts[:, None]
-        g = _batch_grad(params, feats, smask, ys, fil, rew, rmask, counts,
-                        estimator)
-        updates, opt_state = tx.update(g, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        lo = jnp.min(jnp.where(rmask, rew, jnp.inf), axis=-1)
-        hi = jnp.max(jnp.where(rmask, rew, -jnp.inf), axis=-1)
-        zero_var = jnp.mean((lo == hi).astype(jnp.float32))
-        return params, opt_state, rew, rmask, zero_var
-
-    return step
-
-
-def _make_dapo_step(tx, estimator: str, n: int, tokens: int):
-    def step(params, opt_state, buf, key, feats, smask, answer, ids, table):
-        f_all, m_all, a_all = table
-        b = ids.shape[0]
-        ys, fil = _sample(key, params, feats, smask, n, tokens)
-        rew = _rewards(ys, answer)
-        valid = jnp.any(rew != rew[:, :1], axis=-1)
-        buf_ids, buf_ys, buf_fil, count = buf
-        pos = count + jnp.cumsum(valid) - 1
-        take = valid & (pos < b)
-        dest = jnp.where(take, pos, b)  # index b is dropped
-        buf_ids = buf_ids.at[dest].set(ids.astype(buf_ids.dtype), mode="drop")
-        buf_ys = buf_ys.at[dest].set(ys.astype(buf_ys.dtype), mode="drop")
-        buf_fil = buf_fil.at[dest].set(fil.astype(buf_fil.dtype), mode="drop")
-        new_count = jnp.minimum(count + jnp.sum(valid), b)
-        full = new_count == b
-        # the update on the (possibly incomplete) buffer; applied only if full
-        bf, bm, ba = f_all[buf_ids], m_all[buf_ids], a_all[buf_ids]
-        brew = _rewards(buf_ys, ba)
-        rmask = jnp.ones(buf_ys.shape, dtype=bool)
-        counts = jnp.full((b,), n)
-        g = _batch_grad(params, bf, bm, buf_ys, buf_fil, brew, rmask, counts,
-                        estimator)
-        updates, new_opt = tx.update(g, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        pick = functools.partial(jnp.where, full)
-        params = jax.tree.map(pick, new_params, params)
-        opt_state = jax.tree.map(pick, new_opt, opt_state)
-        count = jnp.where(full, 0, new_count)
-        zero_var = 1.0 - jnp.mean(valid.astype(jnp.float32))
-        return params, opt_state, (buf_ids, buf_ys, buf_fil, count), zero_var, full
-
-    return step
-
-
-def _make_grad_moments(estimator: str, upper: int, reps: int, tokens: int):
-    """Across ``reps`` independent rollout draws: tr Cov(g) and Var(1^T g)."""
-
-    def one(params, key, feats, smask, answer, counts):
-        ys, fil = _sample(key, params, feats, smask, upper, tokens)
-        rew = _rewards(ys, answer)
-        rmask = jnp.arange(upper)[None, :] < counts[:, None]
-        g = _batch_grad(params, feats, smask, ys, fil, rew, rmask, counts,
-                        estimator)
-        return ravel_pytree(g)[0]
-
-    def moments(params, key, feats, smask, answer, counts):
-        keys = jax.random.split(key, reps)
-        gs = jax.vmap(one, in_axes=(None, 0, None, None, None, None))(
-            params, keys, feats, smask, answer, counts)  # (reps, P)
-        tr = jnp.sum(jnp.var(gs, axis=0, ddof=1))
-        proj = jnp.var(jnp.sum(gs, axis=1), ddof=1)
-        return tr, proj
-
-    return moments
-
-
-class _Fns(NamedTuple):
-    tx: Any
-    alloc_step: Callable
-    dapo_step: Callable
-    grad_mom: Callable
-    eval: Callable
-    trainp: Callable
-
-
-@functools.lru_cache(maxsize=8)
-def _compiled(lr, max_grad_norm, estimator, upper, n_bar, reps, tokens) -> _Fns:
-    """Jitted round functions, cached so repeated runs reuse compilations."""
-    tx = optax.adam(lr)
-    if max_grad_norm is not None:
-        tx = optax.chain(optax.clip_by_global_norm(max_grad_norm), tx)
-    return _Fns(
-        tx=tx,
-        alloc_step=jax.jit(jax.vmap(_make_alloc_step(tx, estimator, upper,
-                                                     tokens))),
-        dapo_step=jax.jit(jax.vmap(_make_dapo_step(tx, estimator, n_bar, tokens),
-                                   in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None))),
-        grad_mom=jax.jit(jax.vmap(_make_grad_moments(estimator, upper, reps,
-                                                     tokens))),
-        eval=jax.jit(jax.vmap(lambda p, f, m, a: jnp.mean(pol.success_prob(
-            p, f, m, a)), in_axes=(0, None, None, None))),
-        trainp=jax.jit(jax.vmap(pol.success_prob)),
-    )
-
-
-# --------------------------------------------------------------------------
-# Host side.
-
-
-def _make_planner(cfg: SimConfig, embeddings: np.ndarray):
-    from vipcore._src.planner import Planner
-
-    return Planner(embeddings, estimator=cfg.alloc_estimator, lower=cfg.lower,
-                   upper=cfg.upper, predictor=cfg.predictor)
-
-
-def _allocate(method, cfg, p_hat):
-    if method == "uniform":
-        return np.full(p_hat.shape, cfg.rollouts_per_prompt, dtype=np.int64)
-    from vipcore._src.allocation import get_allocator
-
-    fn = get_allocator("vip" if method == "vip_oracle" else method)
-    p = np.clip(np.asarray(p_hat, dtype=np.float64), 0.0, 1.0)
-    return fn(p, cfg.budget, cfg.lower, cfg.upper, estimator=cfg.alloc_estimator)
-
-
-def _stack(tree, reps: int):
-    return jax.tree.map(lambda x: jnp.repeat(x[None], reps, axis=0)
-                        if x.ndim == 0 else jnp.concatenate([x] * reps, axis=0),
-                        tree)
-
-
-@dataclass
-class _Timer:
-    """Wall-clock totals and call counts; round 0 (JIT compilation) is skipped."""
-
-    totals: dict[str, float] = field(default_factory=dict)
-    calls: dict[str, int] = field(default_factory=dict)
-    active: bool = False
-
-    def add(self, name: str, dt: float, calls: int = 1) -> None:
-        if self.active:
-            self.totals[name] = self.totals.get(name, 0.0) + dt
-            self.calls[name] = self.calls.get(name, 0) + calls
-
-
-def prompt_ids(cfg: SimConfig, seed: int, step: int) -> np.ndarray:
-    """The ``B`` training prompts of round ``step`` for seed ``seed`` (all methods)."""
-    rng = np.random.default_rng([cfg.task_seed, seed, step])
-    return rng.choice(cfg.num_train, size=cfg.batch_size, replace=False)
 
 
 def make_tasks(cfg: SimConfig) -> tuple[Task, Task]:
@@ -350,237 +49,290 @@ def make_tasks(cfg: SimConfig) -> tuple[Task, Task]:
     return full.subset(idx[:cfg.num_train]), full.subset(idx[cfg.num_train:])
 
 
-def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = None
-                 ) -> dict[str, Any]:
-    """Train every method in ``cfg.methods`` for ``cfg.seeds`` seeds.
+def prompt_ids(cfg: SimConfig, seed: int, step: int) -> np.ndarray:
+    """The ``B`` training prompts of round ``step`` for seed ``seed``."""
+    rng = np.random.default_rng([cfg.task_seed, seed, step])
+    return rng.choice(cfg.num_train, size=cfg.batch_size, replace=False)
 
-    Returns a JSON-ready dict (lists, floats) with, per method, the held-out
-    accuracy curves ``(seeds, evals)``, zero-variance group fractions
-    ``(seeds, steps)``, gradient-variance measurements, rollouts consumed,
-    allocation/GP wall-clock, and the saved checkpoints (params, not JSON: under
-    the key ``"_checkpoints"``).
-    """
-    cfg.validate()
-    say = progress or (lambda s: None)
-    train, evalt = make_tasks(cfg)
-    S, B, U, n_bar = cfg.seeds, cfg.batch_size, cfg.upper, cfg.rollouts_per_prompt
-    in_dim, K = train.features.shape[1], cfg.num_slots
-    T = cfg.filler_tokens
-    fns = _compiled(cfg.learning_rate, cfg.max_grad_norm, cfg.estimator, U, n_bar,
-                    cfg.gradvar_replicates, T)
-    tx = fns.tx
 
-    F = jnp.asarray(train.features)
-    M = jnp.asarray(train.mask)
-    A = jnp.asarray(train.answer)
-    Fe, Me, Ae = (jnp.asarray(evalt.features), jnp.asarray(evalt.mask),
-                  jnp.asarray(evalt.answer))
+def _stream(cfg: SimConfig, seed: int, step: int, size: int) -> np.ndarray:
+    rng = np.random.default_rng([cfg.task_seed, seed, step])
+    first = rng.choice(cfg.num_train, size=cfg.batch_size, replace=False)
+    rest = np.delete(np.arange(cfg.num_train), first)
+    return np.concatenate([first, rng.choice(rest, size - cfg.batch_size,
+                                             replace=False)])
 
-    seed_params = jax.vmap(lambda k: pol.init_params(
-        k, in_dim, K, hidden=cfg.hidden, depth=cfg.depth,
-        filler_vocab=cfg.filler_vocab if T else 0))(
-        jax.vmap(lambda s: jax.random.fold_in(jax.random.key(1234), s))(
-            jnp.arange(S)))
 
-    alloc_methods = [m for m in cfg.methods if m != "dapo"]
-    use_dapo = "dapo" in cfg.methods
-    Ma = len(alloc_methods)
-    run_seed = np.tile(np.arange(S), Ma)  # run r = (method r // S, seed r % S)
-
-    def keys_for(step, seeds):
-        base = jax.random.key(cfg.task_seed + 7919)
-        return jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(base, s),
-                                                     step))(jnp.asarray(seeds))
-
-    def eval_fn(p):
-        return fns.eval(p, Fe, Me, Ae)
-
-    def trainp_fn(p, ids):
-        return fns.trainp(p, F[ids], M[ids], A[ids])
-
-    alloc_step, grad_mom = fns.alloc_step, fns.grad_mom
-
-    params_a = _stack(seed_params, Ma) if Ma else None
-    opt_a = jax.vmap(tx.init)(params_a) if Ma else None
-    if use_dapo:
-        dapo_step = fns.dapo_step
-        params_d = seed_params
-        opt_d = jax.vmap(tx.init)(params_d)
-        buf = (jnp.zeros((S, B), jnp.int32), jnp.zeros((S, B, n_bar), jnp.int32),
-               jnp.zeros((S, B, n_bar, T), jnp.int32), jnp.zeros((S,), jnp.int32))
-        dapo_updates = np.zeros((S,), np.int64)
-
-    planners: dict[int, Any] = {}
-    for r in range(Ma * S):
-        if alloc_methods[r // S] in _GP_METHODS:
-            planners[r] = _make_planner(cfg, train.embeddings)
-
-    eval_steps = [t for t in range(cfg.steps + 1) if t % cfg.eval_every == 0
-                  or t == cfg.steps]
-    acc = {m: np.zeros((S, len(eval_steps))) for m in cfg.methods}
-    zero_var = {m: np.zeros((S, cfg.steps)) for m in cfg.methods}
-    pred_var = {m: np.zeros((S, cfg.steps)) for m in alloc_methods}
-    mae = {m: [] for m in _GP_METHODS if m in alloc_methods}
-    gv_steps = [t for t in range(cfg.steps) if t % cfg.gradvar_every == 0]
-    gradvar = {m: {"trace": np.zeros((S, len(gv_steps))),
-                   "projected": np.zeros((S, len(gv_steps)))} for m in alloc_methods}
-    controlled_rules = [m for m in ("uniform", "vip_oracle", "inverse_accuracy",
-                                    "inverse_variance")]
-    controlled = {m: {"trace": np.zeros((S, len(gv_steps))),
-                      "projected": np.zeros((S, len(gv_steps)))}
-                  for m in controlled_rules}
-    timer = _Timer()
-    n_hist = {m: [] for m in alloc_methods}
-    checkpoints: dict[int, Any] = {}
-    ck_steps = sorted({int(round(f * cfg.steps)) for f in cfg.checkpoints})
-
-    def evaluate(ei):
-        if Ma:
-            a = np.asarray(eval_fn(params_a))
-            for i, m in enumerate(alloc_methods):
-                acc[m][:, ei] = a[i * S:(i + 1) * S]
-        if use_dapo:
-            acc["dapo"][:, ei] = np.asarray(eval_fn(params_d))
-
-    ei = 0
-    t_start = time.perf_counter()
-    for t in range(cfg.steps + 1):
-        if t in ck_steps and "uniform" in alloc_methods:
-            i = alloc_methods.index("uniform")
-            checkpoints[t] = jax.tree.map(lambda x, i=i: np.asarray(x[i * S]),
-                                          params_a)
-        if ei < len(eval_steps) and eval_steps[ei] == t:
-            evaluate(ei)
-            ei += 1
-        if t == cfg.steps:
-            break
-        timer.active = t > 0
-        ids_s = np.stack([prompt_ids(cfg, s, t) for s in range(S)])  # (S, B)
-        if Ma:
-            t0 = time.perf_counter()
-            ids = ids_s[run_seed]
-            p_true = np.asarray(trainp_fn(params_a, jnp.asarray(ids)))
-            counts = np.zeros((Ma * S, B), np.int64)
-            for r in range(Ma * S):
-                m = alloc_methods[r // S]
-                if m in _GP_METHODS:
-                    ta = time.perf_counter()
-                    p_hat = np.asarray(planners[r].predict(ids[r]))
-                    timer.add("gp_predict", time.perf_counter() - ta)
-                    mae[m].append(float(np.mean(np.abs(p_hat - p_true[r]))))
-                else:
-                    p_hat = p_true[r]
-                ta = time.perf_counter()
-                counts[r] = _allocate(m, cfg, p_hat)
-                timer.add("allocate", time.perf_counter() - ta)
-                if counts[r].sum() != cfg.budget:
-                    raise RuntimeError(f"{m} spent {counts[r].sum()} != {cfg.budget}")
-            for i, m in enumerate(alloc_methods):
-                c = counts[i * S:(i + 1) * S]
-                pt = p_true[i * S:(i + 1) * S]
-                pred_var[m][:, t] = np.sum(np.asarray(variance_factor(
-                    c, cfg.alloc_estimator)) * 4 * pt * (1 - pt), axis=1) / B**2
-                n_hist[m].append(c)
-            if t in gv_steps:
-                gi = gv_steps.index(t)
-                gk = keys_for(t + 10**6, run_seed)
-                tr, pj = grad_mom(params_a, gk, F[ids], M[ids], A[ids],
-                                  jnp.asarray(counts))
-                tr, pj = np.asarray(tr), np.asarray(pj)
-                for i, m in enumerate(alloc_methods):
-                    gradvar[m]["trace"][:, gi] = tr[i * S:(i + 1) * S]
-                    gradvar[m]["projected"][:, gi] = pj[i * S:(i + 1) * S]
-                if "uniform" in alloc_methods:
-                    iu = alloc_methods.index("uniform")
-                    pu = jax.tree.map(lambda x, iu=iu: x[iu * S:(iu + 1) * S],
-                                      params_a)
-                    pt = p_true[iu * S:(iu + 1) * S]
-                    cc = np.concatenate([np.stack([_allocate(m, cfg, pt[s])
-                                                   for s in range(S)])
-                                         for m in controlled_rules])
-                    nr = len(controlled_rules)
-                    if nr < Ma:  # pad to the main stack's shape: one compilation
-                        cc = np.concatenate([cc, np.tile(cc[:S], (Ma - nr, 1))])
-                        nr = Ma
-                    cids = np.tile(ids_s, (nr, 1))
-                    ctr, cpj = grad_mom(_stack(pu, nr), keys_for(
-                        t + 2 * 10**6, np.tile(np.arange(S), nr)), F[cids],
-                        M[cids], A[cids], jnp.asarray(cc))
-                    ctr, cpj = np.asarray(ctr), np.asarray(cpj)
-                    for i, m in enumerate(controlled_rules):
-                        controlled[m]["trace"][:, gi] = ctr[i * S:(i + 1) * S]
-                        controlled[m]["projected"][:, gi] = cpj[i * S:(i + 1) * S]
-            jids = jnp.asarray(ids)
-            ta = time.perf_counter()
-            params_a, opt_a, rew, rmask, zv = alloc_step(
-                params_a, opt_a, keys_for(t, run_seed), F[jids], M[jids], A[jids],
-                jnp.asarray(counts))
-            zv = np.asarray(zv)
-            timer.add("device_step_alloc_methods", time.perf_counter() - ta)
-            for i, m in enumerate(alloc_methods):
-                zero_var[m][:, t] = zv[i * S:(i + 1) * S]
-            if planners:
-                rew_np, mask_np = np.asarray(rew), np.asarray(rmask)
-                ta = time.perf_counter()
-                succ = np.sum((rew_np > 0) & mask_np, axis=-1)
-                for r, pl in planners.items():
-                    pl.observe(ids[r], successes=succ[r], counts=counts[r])
-                timer.add("gp_observe", time.perf_counter() - ta, len(planners))
-            timer.add("round_alloc_methods", time.perf_counter() - t0)
-        if use_dapo:
-            t0 = time.perf_counter()
-            jids = jnp.asarray(ids_s)
-            params_d, opt_d, buf, zv, full = dapo_step(
-                params_d, opt_d, buf, keys_for(t, np.arange(S)), F[jids], M[jids],
-                A[jids], jids, (F, M, A))
-            zero_var["dapo"][:, t] = np.asarray(zv)
-            dapo_updates += np.asarray(full).astype(np.int64)
-            timer.add("round_dapo", time.perf_counter() - t0)
-        if (t + 1) % max(1, cfg.steps // 10) == 0:
-            say(f"round {t + 1}/{cfg.steps}  "
-                f"({time.perf_counter() - t_start:.0f} s)")
-
-    rollouts = [int(t * cfg.budget) for t in eval_steps]
-    out: dict[str, Any] = {
-        "config": dataclasses.asdict(cfg),
-        "budget_per_round": cfg.budget,
-        "eval_steps": eval_steps,
-        "rollouts": rollouts,
-        "gradvar_steps": gv_steps,
-        "methods": {},
-        "controlled_gradvar": {m: {k: v.tolist() for k, v in d.items()}
-                               for m, d in controlled.items()}
-        if "uniform" in alloc_methods else {},
-        "timing_s": dict(timer.totals),
-        "timing_calls": dict(timer.calls),
-        "runs_per_device_step": Ma * S,
-        "wall_s": time.perf_counter() - t_start,
-        "_checkpoints": checkpoints,
-    }
-    for m in cfg.methods:
-        d: dict[str, Any] = {
-            "accuracy": acc[m].tolist(),
-            "zero_variance_fraction": zero_var[m].tolist(),
-            "rollouts_per_round": [cfg.budget] * cfg.steps,
-            "rollouts_to_target": [_first_reach(acc[m][s], rollouts,
-                                                cfg.target_accuracy)
-                                   for s in range(S)],
-        }
-        if m in alloc_methods:
-            d["gradvar"] = {k: v.tolist() for k, v in gradvar[m].items()}
-            d["predicted_sum_var_g"] = pred_var[m].tolist()
-            c = np.stack(n_hist[m])  # (steps, S, B)
-            d["counts_min"] = int(c.min())
-            d["counts_max"] = int(c.max())
-            d["counts_std_mean"] = float(c.std(axis=-1).mean())
-        if m in mae:
-            d["gp_mae"] = float(np.mean(mae[m])) if mae[m] else math.nan
-        if m == "dapo":
-            d["updates"] = dapo_updates.tolist()
-        out["methods"][m] = d
+def candidate_pools(cfg: SimConfig, seeds: Sequence[int]) -> np.ndarray:
+    """``(steps, S, P)`` int32 candidate streams: ``P`` distinct prompts per
+    round and seed, the first ``B`` equal to :func:`prompt_ids`."""
+    size = sel.pool_size(cfg.batch_size)
+    out = np.empty((cfg.steps, len(seeds), size), np.int32)
+    for j, s in enumerate(seeds):
+        for t in range(cfg.steps):
+            out[t, j] = _stream(cfg, int(s), t, size)
     return out
 
 
-def _first_reach(curve: np.ndarray, rollouts: list[int], target: float):
+def prompt_embeddings(cfg: SimConfig, train: Task, kind: str) -> np.ndarray:
+    """``"network"`` (frozen random encoder) or ``"descriptor"`` embeddings."""
+    if kind == "descriptor":
+        return train.embeddings
+    return network_embeddings(train, dim=cfg.embedding_dim,
+                              num_values=cfg.num_values, seed=cfg.task_seed)
+
+
+def initial_params(cfg: SimConfig, seeds: Sequence[int]):
+    """Stacked initial policy parameters, one row per seed number."""
+    in_dim = 2 * cfg.num_slots
+    fv = cfg.filler_vocab if cfg.filler_tokens else 0
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(1234), s))(
+        jnp.asarray(seeds, jnp.int32))
+    return jax.vmap(lambda k: pol.init_params(
+        k, in_dim, cfg.num_slots, hidden=cfg.hidden, depth=cfg.depth,
+        filler_vocab=fv))(keys)
+
+
+def _broadcast(tree, reps: int):
+    return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x),
+                                                   (reps,) + jnp.shape(x)), tree)
+
+
+def _static(cfg: SimConfig, arms: list[Arm], ck_run: int) -> loop.Static:
+    every = cfg.eval_every
+    cks = tuple(sorted({int(round(f * cfg.steps / every)) * every
+                        for f in cfg.checkpoints}))
+    arm = arms[0]
+    pred = (arm.predictor, arm.predictor_options) if arm.predictor else None
+    return loop.Static(
+        num_prompts=cfg.num_train, batch=cfg.batch_size, upper=cfg.upper,
+        lower=cfg.lower, n_bar=cfg.rollouts_per_prompt, tokens=cfg.filler_tokens,
+        every=every, blocks=cfg.steps // every, gv_every=cfg.gradvar_every,
+        reps=cfg.gradvar_replicates, estimator=cfg.estimator,
+        alloc_estimator=cfg.alloc_estimator, learning_rate=cfg.learning_rate,
+        max_grad_norm=cfg.max_grad_norm, task_seed=cfg.task_seed,
+        predictor=pred, selection=any(a.selector != "batch" for a in arms),
+        dapo=any(a.learner == "dapo" for a in arms),
+        ck_steps=cks if ck_run >= 0 else (), ck_run=ck_run)
+
+
+def _initial_carry(cfg: SimConfig, st: loop.Static, arm: Arm, params, train):
+    """Per-run initial state for ``R`` runs whose parameters are ``params``."""
+    reps = jax.tree.leaves(params)[0].shape[0]
+    tx = loop._optimizer(st.learning_rate, st.max_grad_norm)
+    pred = ()
+    if st.predictor is not None:
+        from vipcore._src.predict.registry import get_predictor
+
+        spec = get_predictor(arm.predictor)
+        emb = prompt_embeddings(cfg, train, arm.embedding) \
+            if spec.needs_embeddings else None
+        pred = _broadcast(loop.predictor_for(st.predictor).init(cfg.num_train, emb),
+                          reps)
+    m = sel.MOPPS_DEFAULTS
+    selector_state = _broadcast((
+        sel.greso_init(cfg.num_train, p_init=sel.GRESO_DEFAULTS["p_init"]),
+        sel.mopps_init(cfg.num_train, prior_alpha=m["prior_alpha"],
+                       prior_beta=m["prior_beta"])), reps) if st.selection else ()
+    b, u, t = st.batch, st.upper, st.tokens
+    dapo = _broadcast((jnp.zeros((b,), jnp.int32), jnp.zeros((b, u), jnp.int32),
+                       jnp.zeros((b, u, t), jnp.int32), jnp.int32(0)), reps) \
+        if st.dapo else ()
+    calib = _broadcast((jnp.float32(0), jnp.float32(0),
+                        jnp.zeros((3, loop.ECE_BINS), jnp.float32)), reps)
+    return loop.Carry(params, jax.vmap(tx.init)(params), pred, selector_state,
+                      dapo, calib)
+
+
+def _arm_params(cfg: SimConfig, arms: list[Arm], reps: int) -> loop.ArmParams:
+    def col(fn, dtype):
+        return jnp.asarray(np.repeat([fn(a) for a in arms], reps), dtype)
+
+    return loop.ArmParams(
+        n_bar=col(lambda a: a.n_bar or cfg.rollouts_per_prompt, jnp.int32),
+        vip=col(lambda a: a.allocation != "uniform", bool),
+        expected=col(lambda a: a.allocation == "vip_expected", bool),
+        permute=col(lambda a: a.permute, bool),
+        selector=col(lambda a: loop.SELECTORS[a.selector], jnp.int32),
+        posterior=col(lambda a: a.source == "posterior", bool),
+        dapo=col(lambda a: a.learner == "dapo", bool),
+        equal_steps=col(lambda a: a.equal_steps, bool))
+
+
+def _groups(arms: list[Arm]) -> list[list[Arm]]:
+    out: dict[tuple, list[Arm]] = {}
+    for a in arms:
+        out.setdefault(a.program(), []).append(a)
+    return list(out.values())
+
+
+_COMPILED: dict[Any, Any] = {}
+
+
+def _cache_key(st: loop.Static, args: tuple):
+    leaves, tree = jax.tree.flatten(args)
+    return (st, tree, tuple((x.shape, str(x.dtype)) for x in leaves))
+
+
+def _compile_all(jobs: list[tuple[loop.Static, tuple]]) -> list[float]:
+    """Compile ``run_program`` for every ``(st, args)`` not compiled yet in
+    this process, in parallel threads (XLA compiles outside the GIL); return
+    each job's compile seconds (0 for a cache hit)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = {}
+    for st, args in jobs:
+        key = _cache_key(st, args)
+        if key not in _COMPILED and key not in todo:
+            todo[key] = loop.run_program.lower(st, *args)
+
+    def compile_one(item):
+        t0 = time.perf_counter()
+        return item[0], item[1].compile(), time.perf_counter() - t0
+
+    seconds = {}
+    workers = max(1, min(len(todo), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for key, fn, dt in pool.map(compile_one, todo.items()):
+            _COMPILED[key] = fn
+            seconds[key] = dt
+    return [seconds.get(_cache_key(st, args), 0.0) for st, args in jobs]
+
+
+def _ece(bins: np.ndarray) -> np.ndarray:
+    """``sum_b |S_b - sum p_hat_b| / N`` from ``(..., 3, bins)`` sums."""
+    n = bins[..., 0, :].sum(-1)
+    return np.abs(bins[..., 2, :] - bins[..., 1, :]).sum(-1) / np.maximum(n, 1)
+
+
+def _split(cfg: SimConfig, arms: list[Arm], s: int, result) -> dict[str, dict]:
+    """Per-arm records (numpy, seeds first) from one program's output."""
+    outs, acc, acc0, calib, _ = jax.tree.map(np.asarray, result)
+    t = cfg.steps
+    rec: dict[str, dict] = {}
+    for i, arm in enumerate(arms):
+        sl = slice(i * s, (i + 1) * s)
+        d = {k: np.swapaxes(v.reshape((t,) + v.shape[2:])[:, sl], 0, 1)
+             for k, v in outs.items()}
+        d["gradvar"] = d["gradvar"][:, ::cfg.gradvar_every]
+        d["accuracy"] = np.concatenate([acc0[sl, None], acc[:, sl].T], axis=1)
+        brier, n, bins = calib[0][sl], calib[1][sl], calib[2][sl]
+        d["brier"] = brier / np.maximum(n, 1)
+        d["ece"] = _ece(bins)
+        rec[arm.name] = d
+    return rec
+
+
+def _prepare(cfg, arms, seeds, pools, data, train, checkpoints: bool):
+    """The static settings and arguments of one program."""
+    s = len(seeds)
+    names = [a.name for a in arms]
+    ck_run = names.index("uniform") * s if checkpoints and "uniform" in names \
+        else -1
+    st = _static(cfg, arms, ck_run)
+    params = jax.tree.map(lambda x: jnp.concatenate([x] * len(arms)),
+                          initial_params(cfg, seeds))
+    carry = _initial_carry(cfg, st, arms[0], params, train)
+    args = (data, _arm_params(cfg, arms, s),
+            jnp.asarray(np.tile(seeds, len(arms)), jnp.int32),
+            jnp.asarray(np.tile(np.arange(s), len(arms)), jnp.int32), carry, pools)
+    return st, args
+
+
+def _run_group(cfg, arms, st, args, s: int):
+    t0 = time.perf_counter()
+    result = jax.block_until_ready(_COMPILED[_cache_key(st, args)](*args))
+    ck = {step: jax.tree.map(np.asarray, c)
+          for step, c in zip(st.ck_steps, result[4], strict=True)}
+    return _split(cfg, arms, s, result), ck, time.perf_counter() - t0
+
+
+def _first_reach(curve: np.ndarray, rollouts: np.ndarray, target: float):
     hit = np.flatnonzero(np.asarray(curve) >= target)
     return int(rollouts[hit[0]]) if hit.size else None
+
+
+def _package(cfg: SimConfig, arms: list[Arm], skipped, seeds, rows, methods):
+    """The results dict of the seeds ``seeds`` (rows ``rows`` of ``methods``)."""
+    out: dict[str, dict] = {}
+    rollouts = {}
+    for arm in arms:
+        c = cfg.batch_size * (arm.n_bar or cfg.rollouts_per_prompt)
+        rollouts[arm.name] = np.asarray(cfg.eval_steps) * c
+        d = {k: v[rows] for k, v in methods[arm.name].items()}
+        d["rollouts_to_target"] = [_first_reach(a, rollouts[arm.name],
+                                                cfg.target_accuracy)
+                                   for a in d["accuracy"]]
+        out[arm.name] = d
+    return {
+        "config": dataclasses.asdict(cfg),
+        "arms": {a.name: dataclasses.asdict(a) for a in arms},
+        "skipped": skipped,
+        "seeds": [int(x) for x in seeds],
+        "eval_steps": cfg.eval_steps,
+        "gradvar_steps": list(range(0, cfg.steps, cfg.gradvar_every)),
+        "budget_per_round": {a.name: cfg.batch_size * (a.n_bar or
+                                                       cfg.rollouts_per_prompt)
+                             for a in arms},
+        "rollouts": rollouts,
+        "methods": out,
+    }
+
+
+def run_training(cfg: SimConfig, *, progress: Callable[[str], None] | None = None,
+                 checkpoints: bool = True) -> dict[str, Any]:
+    """Train every arm of ``cfg`` for its paired seeds.
+
+    The ``cfg.seeds`` comparison seeds (from ``cfg.seed_offset``) and the
+    ``cfg.calibration_seeds`` calibration seeds (from
+    ``cfg.calibration_offset``) run
+    in the same programs; their results are returned apart.
+
+    Returns a dict with the configuration, the arms run and skipped (with
+    the reason), and per arm (under ``"methods"``) NumPy arrays with seeds
+    first: ``accuracy`` ``(S, evals)``, per-round records ``(S, steps)``
+    (``rollouts``, ``zero_var``, ``objective``, ``objective_uniform``,
+    ``mid``, ``starved``, ``saturated_share``, ``abs_err``, ``updated``,
+    ``filled``, ``distinct``, ``n_min``, ``n_max``), ``gradvar``
+    ``(S, measurements, 4)`` (``tr Cov`` and ``Var(1^T g)`` with the arm's
+    counts, then with ``n_bar`` each), ``brier`` and ``ece`` ``(S,)``, and
+    ``rollouts_to_target``. ``"calibration"`` holds the same for the
+    calibration seeds (None without them); ``"_checkpoints"`` the uniform
+    arm's parameters for the first seed at the checkpoint rounds.
+    """
+    cfg.validate()
+    say = progress or (lambda s: None)
+    arms, skipped = resolve_arms(cfg)
+    train, evalt = make_tasks(cfg)
+    main = np.arange(cfg.seed_offset, cfg.seed_offset + cfg.seeds)
+    cal = np.arange(cfg.calibration_offset,
+                    cfg.calibration_offset + cfg.calibration_seeds)
+    seeds = np.concatenate([main, cal])
+    t_start = time.perf_counter()
+    pools = jnp.asarray(candidate_pools(cfg, seeds))
+    data = loop.Data(*(jnp.asarray(x) for x in (
+        train.features, train.mask, train.answer, evalt.features, evalt.mask,
+        evalt.answer)))
+    methods: dict[str, dict] = {}
+    timing: dict[str, dict] = {}
+    ck: dict[int, Any] = {}
+    groups = _groups(arms)
+    jobs = [_prepare(cfg, g, seeds, pools, data, train, checkpoints)
+            for g in groups]
+    say(f"compiling {len(jobs)} programs")
+    compile_s = _compile_all(jobs)
+    for group, (st, args), tc in zip(groups, jobs, compile_s, strict=True):
+        names = [a.name for a in group]
+        rec, ck_g, tr = _run_group(cfg, group, st, args, len(seeds))
+        methods.update(rec)
+        ck.update(ck_g)
+        timing[",".join(names)] = {"compile_s": tc, "run_s": tr,
+                                   "runs": len(group) * len(seeds)}
+        say(f"{', '.join(names)}: compiled in {tc:.1f} s, ran in {tr:.1f} s")
+    s = cfg.seeds
+    out = _package(cfg, arms, skipped, main, slice(0, s), methods)
+    out["calibration"] = _package(cfg, arms, skipped, cal, slice(s, None),
+                                  methods) if cfg.calibration_seeds else None
+    out.update(timing=timing, wall_s=time.perf_counter() - t_start,
+               _checkpoints=ck)
+    return out
