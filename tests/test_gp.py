@@ -183,6 +183,7 @@ def test_default_latent_bound_clips_to_the_observation_range():
     b = np.log(0.99 / 0.01)
     assert gp.default_latent_bound("sigmoid", 0.01) == pytest.approx(b)
     assert gp.default_latent_bound("softplus", 0.01) is None
+    assert gp.default_latent_bound("sigmoid", 0.01, "binomial") is None
     ref, _ = dense_update(x, m, idx, p, w, h=1.7, jitter=1e-8, eps=0.01)
     assert np.sum(np.abs(ref) > b) >= 3
     with jax.enable_x64(True):

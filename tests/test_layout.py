@@ -138,7 +138,6 @@ OVER_LIMIT: set[str] = {
     "vipcore._src.apps.bench.allocator.run_benchmark",
     "vipcore._src.apps.simulate.report._markdown",
     "vipcore._src.apps.simulate.train.run_training",
-    "vipcore._src.apps.verify.prediction.section",
     "vipcore._src.apps.verify.stats._markdown",
     "vipcore._src.apps.verify.sweep.section",
     "vipcore._src.apps.verify.variance.section",

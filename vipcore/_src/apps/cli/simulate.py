@@ -21,6 +21,7 @@ HELP = "train a small policy with every allocation method; report learning curve
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from vipcore._src.apps.simulate.train import METHODS, SimConfig
+    from vipcore._src.predict.registry import PREDICTORS
 
     d = SimConfig()
     parser.add_argument("--quick", action="store_true",
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=d.estimator, help="advantage estimator / loss")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated subset of " + ",".join(METHODS))
-    parser.add_argument("--predictor", choices=("gp", "moving_average", "ridge"),
+    parser.add_argument("--predictor", choices=tuple(PREDICTORS),
                         default=d.predictor,
                         help="planner predictor for vip and the heuristics")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
