@@ -245,7 +245,7 @@ def test_binomial_noise_planner_matches_dense_posterior(emb):
     with jax.enable_x64(True):
         x = emb.astype(np.float64)
         pl = Planner(x, predictor="gp", noise="binomial", bandwidth=2.5,
-                     jitter=1e-8, latent_bound=None)
+                     jitter=1e-8)
         ids = rng.choice(Q, 12, replace=False)
         n = rng.integers(2, 9, 12)
         s = rng.binomial(n, 0.4)
@@ -260,7 +260,7 @@ def test_binomial_noise_planner_matches_dense_posterior(emb):
     latent = k[:, ids] @ np.linalg.solve(kbb, g)
     np.testing.assert_allclose(got, 1 / (1 + np.exp(-latent)), rtol=1e-8)
     plain = Planner(x, predictor="gp", bandwidth=2.5, jitter=1e-8,
-                    latent_bound=None)
+                    latent_bound="none")
     plain.observe(ids, successes=s, counts=n)
     assert np.max(np.abs(plain.predict(np.arange(Q)) - got)) > 1e-2  # differs
 

@@ -398,3 +398,43 @@ def test_beta_validates():
         beta.beta_predictor(prior="knn")
     with pytest.raises(ValueError, match="needs \\(Q, d\\) prompt embeddings"):
         beta.beta_predictor(prior="gp_binomial").init(4, None)
+
+
+def _brute_force(p, budget, lower, upper):
+    """The exact integer minimiser of sum 4p(1-p)/(n-1) by enumeration."""
+    import itertools
+
+    a = 4 * np.asarray(p) * (1 - np.asarray(p))
+    best, arg = np.inf, None
+    for n in itertools.product(range(lower, upper + 1), repeat=len(p)):
+        if sum(n) == budget:
+            v = float(np.sum(a / (np.asarray(n) - 1.0)))
+            if v < best - 1e-12:
+                best, arg = v, np.asarray(n)
+    return best, arg
+
+
+def test_allocation_metrics_definitions():
+    """Objective at the true p of the allocation from p_hat, uniform and
+    oracle (by enumeration), and the starved mid-range prompts: a mid-range
+    prompt predicted saturated gets L; one predicted nearly saturated gets
+    L + 1 and is not starved."""
+    p_true = np.array([0.5, 0.45, 0.3, 0.97, 0.05])
+    p_hat = np.array([0.01, 0.35, 0.06, 0.97, 0.5])
+    budget, lower, upper = 20, 2, 7
+    m = cal.allocation_metrics(p_hat, p_true, budget, lower, upper)
+    n_hat = _brute_force(p_hat, budget, lower, upper)[1]
+    a = 4 * p_true * (1 - p_true)
+    assert m.objective == pytest.approx(np.sum(a / (n_hat - 1)), rel=1e-12)
+    assert m.uniform == pytest.approx(np.sum(a / 3), rel=1e-12)
+    assert m.oracle == pytest.approx(_brute_force(p_true, budget, lower, upper)[0],
+                                     rel=1e-12)
+    assert n_hat[0] == lower and n_hat[2] == lower + 1  # the setting bites
+    assert (m.starved, m.mid) == (1, 3)
+    assert m.starvation_rate == pytest.approx(1 / 3)
+    assert m.vs_uniform == pytest.approx(m.objective / m.uniform)
+    assert m.vs_oracle == pytest.approx(m.objective / m.oracle)
+    with pytest.raises(ValueError, match=r"p_true must lie in \[0, 1\]"):
+        cal.allocation_metrics(p_hat, p_true + 1, budget, lower, upper)
+    with pytest.raises(ValueError, match="mid must be"):
+        cal.allocation_metrics(p_hat, p_true, budget, lower, upper, mid=(0.8, 0.2))

@@ -342,8 +342,8 @@ def update_step(
       latent_bound: the new latent mean is clipped to ``[-b, b]``: ``"auto"``
         (:func:`default_latent_bound`: the range of the latent observations,
         ``logit(1 - eps)``, for Algorithm 1 with the sigmoid link; no bound
-        for softplus or binomial noise), a positive number, or None (no
-        bound: Algorithm 1 exactly).
+        for softplus or binomial noise), a positive number, or None or
+        ``"none"`` (no bound: Algorithm 1 exactly).
 
     Returns:
       The next state (only ``mean`` changes).
@@ -564,8 +564,8 @@ def _check_bound(bound, link="sigmoid", eps=1e-2, noise="none"):
     if bound is None:
         return None
     if isinstance(bound, str):
-        check_choice("latent_bound", bound, ("auto",))
-        return default_latent_bound(link, eps, noise)
+        check_choice("latent_bound", bound, ("auto", "none"))
+        return None if bound == "none" else default_latent_bound(link, eps, noise)
     try:
         b = float(bound)
     except (TypeError, ValueError):

@@ -193,7 +193,7 @@ def _beta_exactness_check() -> Check:
     w = lam ** (5 - np.array([o[0] for o in obs], float))
     mu = (0.5 + np.sum(w * [o[2] for o in obs])) / (1 + 8 * np.sum(w))
     a, b = np.full(q, kappa * mu), np.full(q, kappa * (1 - mu))
-    for (t, i, s, f), wi in zip(obs, w, strict=True):
+    for (_, i, s, f), wi in zip(obs, w, strict=True):
         a[i] += wi * s
         b[i] += wi * f
     with jax.enable_x64(True):
