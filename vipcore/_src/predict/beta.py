@@ -171,8 +171,8 @@ def pooled_predictor(
         return state._replace(count=jnp.concatenate(
             [state.count, jnp.zeros((num_new,), jnp.int32)]))
 
-    return Predictor(init=init_fn, update=update_fn, predict=predict_fn,
-                     grow=grow_fn)
+    return Predictor(init=init_fn, update=jax.jit(update_fn),
+                     predict=jax.jit(predict_fn), grow=grow_fn)
 
 
 def _prior_predictor(name: str, *, eps, bandwidth, jitter, block_size, seed,
@@ -320,8 +320,12 @@ def _beta_functions(models, prior, lam, kappa, eps) -> Predictor:
             jnp.concatenate([state.last, jnp.zeros((num_new,), jnp.int32)]),
             state.clock, model.grow(state.prior, num_new, embeddings))
 
-    return Predictor(init=init_fn, update=update_fn, predict=predict_fn,
-                     variance=variance_fn, grow=grow_fn)
+    # jitted, so that eager callers (the Planner) run one compiled program per
+    # call instead of dispatching every operation; inside a user's jit or
+    # scan they inline as usual.
+    return Predictor(init=init_fn, update=jax.jit(update_fn),
+                     predict=jax.jit(predict_fn), variance=jax.jit(variance_fn),
+                     grow=grow_fn)
 
 
 def check_pooled_state(s: PooledState, options: dict) -> None:

@@ -374,8 +374,9 @@ def _update_core(state, idx, observations, weights, binomial, *, link, eps,
     mean = state.mean + _kernel_matvec(state, cols, alpha, precision, block_size)
     rows = jnp.where(valid, uniq, q)
     mean = mean.at[rows].set(jnp.where(binomial, mean[cols], g_hat), mode="drop")
-    if bound is not None:
-        mean = jnp.clip(mean, -bound, bound)
+    if bound is not None:  # a traced bound (inf = none) shares one compile
+        b = jnp.asarray(bound, dtype)
+        mean = jnp.clip(mean, -b, b)
     return mean
 
 
@@ -383,7 +384,7 @@ def _update_core(state, idx, observations, weights, binomial, *, link, eps,
 #: state would copy every unchanged array (the ``Q x Q`` kernel of the cached
 #: path, 16 MB at ``Q = 2000``) at each call.
 _update_mean_jit = jax.jit(
-    _update_core, static_argnames=("link", "precision", "block_size", "bound")
+    _update_core, static_argnames=("link", "precision", "block_size")
 )
 
 
@@ -392,7 +393,8 @@ def _update_state(state, idx, observations, weights, binomial=False, *, link,
     """The protocol's ``update``: the state with the new mean (jittable)."""
     mean = _update_mean_jit(state, idx, observations, weights,
                             jnp.asarray(binomial), link=link, eps=eps,
-                            block_size=block_size, bound=bound)
+                            block_size=block_size,
+                            bound=math.inf if bound is None else bound)
     return state._replace(mean=mean)
 
 
