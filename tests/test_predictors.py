@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 
 import jax
@@ -290,7 +291,12 @@ beta_cases = st.tuples(st.integers(0, 10_000), st.sampled_from([0.0, 0.5, 0.95, 
                        st.sampled_from([0.1, 1.0, 8.0]), st.booleans())
 
 
-@settings(max_examples=20)
+@functools.cache
+def _pooled_beta(lam, kappa):
+    return beta.beta_predictor(discount=lam, prior_strength=kappa, prior="pooled")
+
+
+@settings(max_examples=16)
 @given(beta_cases)
 def test_beta_properties(case):
     """Posterior mean in (0, 1), evidence never negative, a never-seen prompt
@@ -298,7 +304,7 @@ def test_beta_properties(case):
     does not matter)."""
     seed, lam, kappa, graded = case
     q = 10
-    pred = beta.beta_predictor(discount=lam, prior_strength=kappa, prior="pooled")
+    pred = _pooled_beta(lam, kappa)  # one compilation per setting
     steps = list(_beta_stream(seed, q=q, steps=5, n=4, graded=graded))
     state0 = pred.init(q, None)
     for state, _ in _run(pred, state0, steps):
