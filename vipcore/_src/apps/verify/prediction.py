@@ -262,14 +262,18 @@ def _plot(out_dir, data, steps, path):
 def _paired(table, a, b, warmup):
     """Mean of per-step differences ``a - b`` and its standard error.
 
-    Steps are treated as independent draws (batches within an epoch are
-    disjoint and every step has fresh rollouts); the per-replicate means are
-    returned too, so the replicate spread can be compared.
+    Replicates are strata (each is its own synthetic problem, and their
+    effects differ more than steps within one do): the estimate is the mean of
+    the replicate means and its standard error
+    ``sqrt(sum_r s_r^2 / n_r) / R``, with steps within a replicate treated as
+    independent draws (batches within an epoch are disjoint and every step
+    has fresh rollouts). The per-replicate means are returned too.
     """
     d = np.asarray(table[a])[:, warmup:] - np.asarray(table[b])[:, warmup:]
-    flat = d.ravel()
-    se = float(flat.std(ddof=1) / math.sqrt(flat.size))
-    return {"mean": float(flat.mean()), "se": se,
+    reps, n = d.shape
+    var = d.var(axis=1, ddof=1) if n > 1 else np.zeros(reps)
+    se = float(math.sqrt(np.sum(var / n)) / reps)
+    return {"mean": float(d.mean()), "se": se,
             "per_replicate": d.mean(1).tolist()}
 
 
