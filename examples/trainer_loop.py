@@ -3,7 +3,9 @@
 Rewards are synthetic (Bernoulli draws from drifting success probabilities,
 a drifting synthetic problem); in a real trainer they come from the verifier.
 Both layouts are shown: verl-style (each prompt repeated ``n_q`` times, flat
-rewards) and TRL-style (fixed group width ``U``, padded rewards + mask).
+rewards) and TRL-style (fixed group width ``U``, padded rewards + mask). Half
+way through, new prompts join the dataset (``Planner.add``); the run ends
+with a save/load round trip.
 
     python examples/trainer_loop.py
 """
@@ -30,13 +32,17 @@ from vipcore.planner import (  # noqa: E402
 def main(steps: int = 12, batch: int = 64, per_prompt: int = 8) -> None:
     prob = drifting_problem(0, num_prompts=2048)
     uids = [f"prompt-{i:05d}" for i in range(2048)]       # dataset uids
-    planner = Planner(prob.embeddings, ids=uids, estimator="rloo",
-                      lower=2, upper=16)
+    first = 1920                                            # 128 arrive later
+    planner = Planner(prob.embeddings[:first], ids=uids[:first],
+                      estimator="rloo", upper=16)           # predictor "beta"
     rng = np.random.default_rng(0)
-    order = rng.permutation(2048)
+    order = rng.permutation(first)
     budget = batch * per_prompt
     for step in range(steps):
-        rows = order[(step * batch) % 2048:][:batch]
+        if step == steps // 2:                              # new prompts join
+            planner.add(uids[first:], prob.embeddings[first:])
+            order = rng.permutation(2048)
+        rows = order[(step * batch) % len(order):][:batch]
         batch_uids = [uids[i] for i in rows]
         counts = planner.plan(batch_uids, budget)            # n_q per prompt
 
@@ -63,8 +69,9 @@ def main(steps: int = 12, batch: int = 64, per_prompt: int = 8) -> None:
         path = Path(tmp) / "planner.npz"
         planner.save(path)
         resumed = Planner.load(path)
-        assert np.array_equal(resumed.predict(uids[:5]), planner.predict(uids[:5]))
-        print(f"saved and reloaded {path.name} ({path.stat().st_size / 1e6:.1f} MB)")
+        assert np.array_equal(resumed.predict(uids[-5:]), planner.predict(uids[-5:]))
+        print(f"saved and reloaded {path.name} ({path.stat().st_size / 1e6:.1f} MB, "
+              f"{resumed.num_prompts} prompts)")
 
 
 if __name__ == "__main__":

@@ -65,12 +65,14 @@ def test_update_matches_dense_float64(cache, block):
     with jax.enable_x64(True):
         st0 = gp.init(x, bandwidth=1.7, prior_mean=m, jitter=1e-8, cache_kernel=cache)
         assert st0.mean.dtype == jnp.float64
-        st1 = gp.update(st0, idx, p, weights=w, eps=0.01, block_size=block)
+        st1 = gp.update(st0, idx, p, weights=w, eps=0.01, block_size=block,
+                        latent_bound=None)
         ref, _ = dense_update(x, m, idx, p, w, h=1.7, jitter=1e-8, eps=0.01)
         np.testing.assert_allclose(np.asarray(st1.mean), ref, rtol=1e-6, atol=1e-9)
         # a second step from the new prior, different batch size
         x2, _, idx2, p2, w2 = _problem(1, n=10)  # same bucket (12): no compile
-        st2 = gp.update(st1, idx2, p2, weights=w2, eps=0.01, block_size=block)
+        st2 = gp.update(st1, idx2, p2, weights=w2, eps=0.01, block_size=block,
+                        latent_bound=None)
         ref2, _ = dense_update(x, ref, idx2, p2, w2, h=1.7, jitter=1e-8, eps=0.01)
         np.testing.assert_allclose(np.asarray(st2.mean), ref2, rtol=1e-6, atol=1e-9)
 
@@ -81,7 +83,8 @@ def test_binomial_noise_matches_dense_posterior_mean():
     x, m, idx, p, w = _problem(11)
     with jax.enable_x64(True):
         st0 = gp.init(x, bandwidth=1.7, prior_mean=m, jitter=1e-8)
-        got = np.asarray(gp.update(st0, idx, p, weights=w, noise="binomial").mean)
+        got = np.asarray(gp.update(st0, idx, p, weights=w, noise="binomial",
+                                   latent_bound=None).mean)
     succ: dict[int, list[float]] = {}
     for i, pi, wi in zip(idx, p, w, strict=True):
         a = succ.setdefault(int(i), [0.0, 0.0])
@@ -106,7 +109,7 @@ def test_update_float32_agrees_with_float64_reference():
     ref, kbb = dense_update(x, m, idx, p, w, h=1.7, jitter=jitter, eps=0.01)
     st0 = gp.init(x.astype(np.float32), bandwidth=1.7,
                   prior_mean=m.astype(np.float32), jitter=jitter)
-    st1 = gp.update(st0, idx, p, weights=w, eps=0.01)
+    st1 = gp.update(st0, idx, p, weights=w, eps=0.01, latent_bound=None)
     assert st1.mean.dtype == jnp.float32
     # Backward-stable solve: error <~ cond(K_BB) * eps_32 * |residual| (x 10
     # for the kernel entries' own rounding); observed entries are exact.
@@ -170,6 +173,81 @@ def test_posterior_variance_matches_dense():
             kbb = k[np.ix_(b, b)] + 1e-6 * np.eye(len(b))
             ref = 1 - np.einsum("qb,bq->q", k[:, b], np.linalg.solve(kbb, k[b, :]))
             np.testing.assert_allclose(v, ref, rtol=1e-6, atol=1e-10)
+
+
+def test_default_latent_bound_clips_to_the_observation_range():
+    """The default ``latent_bound="auto"`` is the dense Algorithm 1 mean clipped
+    to ``[-logit(1 - eps), logit(1 - eps)]``, and this problem does leave the
+    range without it (4 of 40 means)."""
+    x, m, idx, p, w = _problem(0)
+    b = np.log(0.99 / 0.01)
+    assert gp.default_latent_bound("sigmoid", 0.01) == pytest.approx(b)
+    assert gp.default_latent_bound("softplus", 0.01) is None
+    assert gp.default_latent_bound("sigmoid", 0.01, "binomial") is None
+    ref, _ = dense_update(x, m, idx, p, w, h=1.7, jitter=1e-8, eps=0.01)
+    assert np.sum(np.abs(ref) > b) >= 3
+    with jax.enable_x64(True):
+        st0 = gp.init(x, bandwidth=1.7, prior_mean=m, jitter=1e-8)
+        got = np.asarray(gp.update(st0, idx, p, weights=w).mean)
+        np.testing.assert_allclose(got, np.clip(ref, -b, b), rtol=1e-6, atol=1e-9)
+        three = np.asarray(gp.update(st0, idx, p, weights=w, latent_bound=3.0).mean)
+        np.testing.assert_allclose(three, np.clip(ref, -3, 3), rtol=1e-6, atol=1e-9)
+        with pytest.raises(ValueError, match="latent_bound must be"):
+            gp.update(st0, idx, p, latent_bound=-1.0)
+
+
+def test_near_duplicate_embeddings_keep_latent_means_bounded():
+    """Near-duplicate embeddings with opposite 0/8 and 8/8 outcomes make
+    K_BB + delta I nearly singular: Algorithm 1 without a bound sends other
+    prompts' latent means far outside the observation range (negative
+    control); the default bound keeps every mean within logit(0.99)."""
+    rng = np.random.default_rng(1)  # 6 tight clusters of 10 prompts in R^8
+    centres = rng.normal(size=(6, 8))
+    x = (np.repeat(centres, 10, axis=0)
+         + 0.1 * rng.normal(size=(60, 8))).astype(np.float32)
+    st0 = gp.init(x)  # float32, default jitter 3.45e-4, median bandwidth
+    idx = rng.choice(60, 30, replace=False)
+    obs = rng.integers(0, 2, 30).astype(float)  # all-fail or all-pass groups
+    raw = np.asarray(gp.update(st0, idx, obs, weights=np.full(30, 8.0),
+                               latent_bound=None).mean)
+    assert np.max(np.abs(raw)) > 10
+    bounded = np.asarray(gp.update(st0, idx, obs, weights=np.full(30, 8.0)).mean)
+    assert np.max(np.abs(bounded)) <= np.log(99) + 1e-5
+
+
+def test_cached_kernel_update_does_not_copy_the_state():
+    """The jitted update returns only the new mean: the kernel (and the
+    embeddings) of the next state are the very same arrays (the copy of the
+    Q x Q kernel made every cached step slower than NumPy)."""
+    x, _, idx, p, w = _problem(13, q=40)
+    st0 = gp.init(x.astype(np.float32), bandwidth=1.0, cache_kernel=True)
+    st1 = gp.update(st0, idx, p, weights=w)
+    assert st1.kernel is st0.kernel and st1.embeddings is st0.embeddings
+    pred = gp.gp_predictor(bandwidth=1.0, cache_kernel=True)
+    s = pred.init(40, x.astype(np.float32))
+    s2 = pred.update(s, jnp.asarray(idx, jnp.int32), jnp.asarray(p, jnp.float32),
+                     jnp.asarray(w, jnp.float32))
+    assert s2.kernel is s.kernel
+
+
+def test_grow_equals_a_state_built_with_every_prompt():
+    """Prompts added by grow() start at the prior mean and then update exactly
+    as if they had been there from the start (distances do not depend on the
+    centring)."""
+    x, _, idx, p, w = _problem(14, q=40)
+    with jax.enable_x64(True):
+        full = gp.init(x, bandwidth=1.3, prior_mean=-0.5)
+        part = gp.grow(gp.init(x[:25], bandwidth=1.3, prior_mean=-0.5), x[25:],
+                       prior_mean=-0.5)
+        np.testing.assert_array_equal(np.asarray(part.mean), np.asarray(full.mean))
+        a = gp.update(full, idx, p, weights=w, noise="binomial")
+        b = gp.update(part, idx, p, weights=w, noise="binomial")
+        np.testing.assert_allclose(np.asarray(b.mean), np.asarray(a.mean),
+                                   rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match=r"shape \(k, 5\)"):
+        gp.grow(full, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="cached kernel"):
+        gp.grow(gp.init(x, bandwidth=1.0, cache_kernel=True), x[:2])
 
 
 # ----------------------------- properties ---------------------------------
@@ -250,7 +328,7 @@ def test_repeated_indices_pool_rollouts():
 def test_compile_count_bounded_over_batch_sizes():
     x, _, _, _, _ = _problem(7, q=64)
     st0 = gp.init(x.astype(np.float32), bandwidth=1.0)
-    before = gp._update_jit._cache_size()
+    before = gp._update_mean_jit._cache_size()
     rng = np.random.default_rng(0)
     for n in (1, 3, 8, 9, 11, 12, 13, 15, 16):
         idx = rng.choice(64, n, replace=False)
@@ -258,7 +336,7 @@ def test_compile_count_bounded_over_batch_sizes():
         st0 = gp.update(st0, idx, rng.uniform(size=n), noise="binomial")
     # buckets 8, 12, 16 cover 1..16, and both noise models share a compiled
     # version: at most 3 new compilations for 18 calls
-    assert gp._update_jit._cache_size() - before <= 3
+    assert gp._update_mean_jit._cache_size() - before <= 3
     assert [gp.bucket_size(n) for n in (40, 41, 48, 49)] == [48, 48, 48, 64]
 
 

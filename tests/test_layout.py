@@ -136,7 +136,6 @@ MAX_BODY = {"core": 60, "integrations": 60, "apps": 80}
 OVER_LIMIT: set[str] = {
     "vipcore._src.allocation.continuous.solve_continuous",
     "vipcore._src.apps.bench.allocator.run_benchmark",
-    "vipcore._src.apps.verify.prediction.section",
     "vipcore._src.apps.verify.stats._markdown",
     "vipcore._src.apps.verify.sweep.section",
     "vipcore._src.apps.verify.variance.section",

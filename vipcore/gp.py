@@ -8,6 +8,8 @@ from vipcore._src.predict.gp import NOISE_MODELS as NOISE_MODELS
 from vipcore._src.predict.gp import GPState as GPState
 from vipcore._src.predict.gp import bucket_size as bucket_size
 from vipcore._src.predict.gp import default_jitter as default_jitter
+from vipcore._src.predict.gp import default_latent_bound as default_latent_bound
+from vipcore._src.predict.gp import grow as grow
 from vipcore._src.predict.gp import init as init
 from vipcore._src.predict.gp import latent_observation as latent_observation
 from vipcore._src.predict.gp import median_bandwidth as median_bandwidth
@@ -24,6 +26,8 @@ __all__ = [
     "GPState",
     "bucket_size",
     "default_jitter",
+    "default_latent_bound",
+    "grow",
     "init",
     "latent_observation",
     "median_bandwidth",

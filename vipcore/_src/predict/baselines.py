@@ -37,10 +37,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from vipcore._src._checks import as_float_array, check_choice, check_int
 from vipcore._src.predict._batch import check_idx, pool, prepare_batch
+from vipcore._src.predict._state_io import check_kinds
 from vipcore._src.predict.gp import LINKS
 from vipcore._src.predict.protocol import Predictor
 
@@ -55,8 +57,8 @@ __all__ = [
     "ridge_predict",
     "moving_average_predictor",
     "ridge_predictor",
-    "moving_average_state_is_consistent",
-    "ridge_state_is_consistent",
+    "check_moving_average_state",
+    "check_ridge_state",
 ]
 
 
@@ -279,7 +281,14 @@ def moving_average_predictor(
         return moving_average_init(num_prompts, window=window, dtype=dtype,
                                    prior=prior)
 
-    return Predictor(init=init_fn, update=_ma_update, predict=_ma_predict)
+    def grow_fn(state, num_new, embeddings=None):
+        return state._replace(
+            history=jnp.concatenate([state.history, jnp.zeros(
+                (num_new, state.history.shape[1]), state.history.dtype)]),
+            count=jnp.concatenate([state.count, jnp.zeros((num_new,), jnp.int32)]))
+
+    return Predictor(init=init_fn, update=_ma_update, predict=_ma_predict,
+                     grow=grow_fn)
 
 
 def ridge_predictor(
@@ -306,18 +315,61 @@ def ridge_predictor(
     def predict_fn(state, idx):
         return _ridge_predict(state, idx, jnp.asarray(upper, state.coef.dtype))
 
-    return Predictor(init=init_fn, update=_ridge_update, predict=predict_fn)
+    def grow_fn(state, num_new, embeddings):
+        d = state.embeddings.shape[1]
+        x = None if embeddings is None else as_float_array("embeddings", embeddings)
+        if x is None or x.shape != (num_new, d):
+            raise ValueError(f"the ridge predictor needs ({num_new}, {d}) "
+                             "embeddings for the new prompts")
+        return state._replace(embeddings=jnp.concatenate(
+            [state.embeddings, x.astype(state.embeddings.dtype)]))
+
+    return Predictor(init=init_fn, update=_ridge_update, predict=predict_fn,
+                     grow=grow_fn)
 
 
-def moving_average_state_is_consistent(s: MovingAverageState) -> bool:
-    """Whether a (loaded) :class:`MovingAverageState` has matching shapes."""
-    return bool(s.history.ndim == 2 and s.count.shape == s.history.shape[:1]
-                and s.fallback.shape == ())
+def _finite(name, *arrays):
+    for a in arrays:
+        if not np.all(np.isfinite(np.asarray(a))):
+            raise ValueError(f"{name} must be finite")
 
 
-def ridge_state_is_consistent(s: RidgeState) -> bool:
-    """Whether a (loaded) :class:`RidgeState` has matching shapes."""
-    n = s.buf_y.shape[0]
-    return bool(s.embeddings.ndim == 2 and s.buf_idx.shape == (n,)
-                and s.buf_valid.shape == (n,) and s.ptr.shape == ()
-                and s.coef.shape == s.embeddings.shape[1:])
+def check_moving_average_state(s: MovingAverageState, options) -> None:
+    """Raise ``ValueError`` unless a (loaded) :class:`MovingAverageState` is
+    valid and has the ``window`` of ``options``."""
+    if not (s.history.ndim == 2 and s.history.shape[0] >= 1
+            and s.count.shape == s.history.shape[:1] and s.fallback.shape == ()):
+        raise ValueError("inconsistent array shapes in the moving-average state")
+    check_kinds("moving-average state", s, ("history", "fallback"), ("count",))
+    _finite("moving-average state", s.history, s.fallback)
+    if np.any(np.asarray(s.count) < 0):
+        raise ValueError("moving-average state: counts must be >= 0")
+    window = options.get("window")
+    if window is not None and s.history.shape[1] != window:
+        raise ValueError(f"moving-average state: window {s.history.shape[1]} "
+                         f"differs from the setting {window}")
+
+
+def check_ridge_state(s: RidgeState, options) -> None:
+    """Raise ``ValueError`` unless a (loaded) :class:`RidgeState` is valid and
+    agrees with the ``capacity`` and ``lam`` of ``options``."""
+    n = s.buf_y.shape[0] if s.buf_y.ndim == 1 else -1
+    if not (s.embeddings.ndim == 2 and s.embeddings.shape[0] >= 1 and n >= 1
+            and s.buf_idx.shape == (n,) and s.buf_valid.shape == (n,)
+            and s.ptr.shape == () and s.coef.shape == s.embeddings.shape[1:]
+            and s.intercept.shape == () and s.lam.shape == ()):
+        raise ValueError("inconsistent array shapes in the ridge state")
+    check_kinds("ridge state", s, ("embeddings", "buf_y", "coef", "intercept", "lam"),
+                ("buf_idx", "ptr"))
+    if np.asarray(s.buf_valid).dtype != np.bool_:
+        raise ValueError("ridge state: buf_valid must be boolean")
+    _finite("ridge state", s.embeddings, s.buf_y, s.coef, s.intercept, s.lam)
+    q = s.embeddings.shape[0]
+    bi = np.asarray(s.buf_idx)
+    if np.any((bi < 0) | (bi >= q)) or int(s.ptr) < 0 or not float(s.lam) > 0:
+        raise ValueError("ridge state: indices, pointer or penalty out of range")
+    for key, val in (("capacity", n), ("lam", float(s.lam))):
+        want = options.get(key)
+        if want is not None and not np.isclose(want, val, rtol=1e-6):
+            raise ValueError(f"ridge state: {key} {val} differs from the setting "
+                             f"{want}")

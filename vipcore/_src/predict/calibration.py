@@ -13,11 +13,28 @@ Brier score and the ECE are the usual per-rollout quantities.
 * Expected calibration error with ``n_bins`` equal-width bins of ``p_hat``:
   :math:`\sum_b \frac{N_b}{N}\,|\bar y_b - \bar p_b|`, with ``N_b`` the
   rollouts whose prediction falls in bin ``b``.
+
+MAE, Brier and ECE do not measure what a prediction is *for*: a constant
+predictor can have a worse MAE than a model and still allocate as well, and
+starving one mid-range prompt costs far more than over-sampling a saturated
+one. :func:`allocation_metrics` scores the allocation a prediction leads to,
+at the true success probabilities ``p`` (problem (5) of Nguyen et al. (2025),
+"Adaptive Rollout Allocation for Online Reinforcement Learning with
+Verifiable Rewards"):
+
+.. math::
+
+    J(n) = \sum_q 4 p_q (1 - p_q)\, c(n_q),
+
+for the allocation from ``p_hat``, the uniform split and the oracle
+allocation (from ``p`` itself), and the *starvation rate*: the share of
+mid-range prompts (``lo <= p_q <= hi``) that got only ``L`` rollouts.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -35,6 +52,8 @@ __all__ = [
     "expected_calibration_error",
     "reliability_curve",
     "calibration",
+    "AllocationMetrics",
+    "allocation_metrics",
 ]
 
 
@@ -193,3 +212,90 @@ def calibration(
         n_prompts=int(p.shape[0]),
         n_rollouts=float(jnp.sum(n)),
     )
+
+
+def _objective(n, p, estimator) -> float:
+    """``sum_q 4 p_q (1 - p_q) c(n_q)`` in float64 (0 where ``p_q`` is 0 or 1)."""
+    n = np.asarray(n, np.float64)
+    a = 4 * p * (1 - p)
+    c = 1 / (n - 1) if estimator == "rloo" else (n - 1) / (n * n)
+    return float(np.sum(np.where(a > 0, a * c, 0.0)))
+
+
+class AllocationMetrics(NamedTuple):
+    """The allocation a prediction leads to, scored at the true ``p``.
+
+    Attributes:
+      objective: ``J(n)`` of the allocation from ``p_hat``.
+      uniform: ``J`` of the most even split of the budget.
+      oracle: ``J`` of the allocation from the true ``p`` (the best possible).
+      vs_uniform: ``objective / uniform`` (below 1: the prediction pays).
+      vs_oracle: ``objective / oracle`` (1 at best).
+      starved: starved mid-range prompts (``n_q = L`` and ``lo <= p_q <= hi``).
+      mid: mid-range prompts.
+      starvation_rate: ``starved / mid`` (NaN when ``mid = 0``).
+
+    Over several rounds, sum ``objective``, ``uniform``, ``oracle``,
+    ``starved`` and ``mid`` and take the ratios of the sums.
+    """
+
+    objective: float
+    uniform: float
+    oracle: float
+    vs_uniform: float
+    vs_oracle: float
+    starved: int
+    mid: int
+    starvation_rate: float
+
+
+def allocation_metrics(
+    p_hat: ArrayLike,
+    p_true: ArrayLike,
+    budget: int,
+    lower: int,
+    upper: int,
+    *,
+    estimator: str = "rloo",
+    mid: tuple[float, float] = (0.2, 0.8),
+) -> AllocationMetrics:
+    r"""Objective at the true ``p`` of the allocation from ``p_hat``, relative to
+    uniform and to the oracle, and the starvation rate (module docstring).
+
+    The allocations are :func:`vipcore.allocate` (from ``p_hat`` and from
+    ``p_true``) and :func:`vipcore.allocate_uniform`; ``budget``, ``lower``,
+    ``upper`` and ``estimator`` are theirs.
+
+    >>> m = allocation_metrics([0.5, 0.5], [0.5, 0.02], 8, 2, 6)
+    >>> round(m.vs_uniform, 4), round(m.vs_oracle, 4), m.starvation_rate
+    (1.0, 1.2912, 0.0)
+    """
+    from vipcore._src.allocation import allocate, allocate_uniform
+
+    check_probabilities("p_hat", p_hat)
+    check_probabilities("p_true", p_true)
+    ph = np.asarray(p_hat, np.float64)
+    pt = np.asarray(p_true, np.float64)
+    if ph.ndim != 1 or pt.shape != ph.shape:
+        raise ValueError(f"p_hat and p_true must be 1-D of one shape; got "
+                         f"{ph.shape} and {pt.shape}")
+    lo, hi = (float(v) for v in mid)
+    if not 0 <= lo <= hi <= 1:
+        raise ValueError(f"mid must be (lo, hi) with 0 <= lo <= hi <= 1; got {mid}")
+    runs = {
+        "objective": allocate(ph, budget, lower, upper, estimator),
+        "uniform": allocate_uniform(ph, budget, lower, upper),
+        "oracle": allocate(pt, budget, lower, upper, estimator),
+    }
+    j = {k: _objective(n, pt, estimator) for k, n in runs.items()}
+    is_mid = (pt >= lo) & (pt <= hi)
+    starved = int(np.sum(is_mid & (runs["objective"] == int(lower))))
+    n_mid = int(np.sum(is_mid))
+
+    def ratio(a, b):
+        return a / b if b > 0 else (1.0 if a == b else math.inf)
+
+    return AllocationMetrics(
+        j["objective"], j["uniform"], j["oracle"],
+        ratio(j["objective"], j["uniform"]), ratio(j["objective"], j["oracle"]),
+        starved, n_mid, starved / n_mid if n_mid else math.nan)

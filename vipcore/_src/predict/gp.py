@@ -33,6 +33,7 @@ Everything is a pure function of a :class:`GPState` pytree:
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -43,6 +44,7 @@ from jax.typing import ArrayLike
 from vipcore._src._checks import as_float_array, check_choice, is_concrete
 from vipcore._src._padding import bucket_size, pad_to
 from vipcore._src.predict._batch import check_idx, pool, prepare_batch
+from vipcore._src.predict._state_io import check_kinds
 from vipcore._src.predict.kernels import (
     MEDIAN_EXACT_MAX,
     masked_cholesky,
@@ -60,6 +62,7 @@ __all__ = [
     "median_bandwidth",
     "rbf_kernel",
     "default_jitter",
+    "default_latent_bound",
     "latent_observation",
     "bucket_size",
     "init",
@@ -68,8 +71,9 @@ __all__ = [
     "predict",
     "posterior_variance",
     "shard",
+    "grow",
     "gp_predictor",
-    "state_is_consistent",
+    "check_state",
 ]
 
 #: Link functions: ``"sigmoid"`` for success probabilities (§5.1) and
@@ -92,6 +96,9 @@ class GPState(NamedTuple):
       bandwidth: scalar RBF bandwidth ``h``.
       jitter: scalar ``delta`` added to the diagonal of ``K_BB``.
       kernel: ``(Q, Q)`` cached kernel matrix, or ``None`` (streamed slices).
+      center: ``(d,)`` the column mean subtracted at :func:`init` (new
+        prompts added by :func:`grow` are centred with it); None in states
+        saved by vipcore versions without it.
     """
 
     embeddings: jax.Array
@@ -100,6 +107,7 @@ class GPState(NamedTuple):
     bandwidth: jax.Array
     jitter: jax.Array
     kernel: jax.Array | None = None
+    center: jax.Array | None = None
 
     @property
     def num_prompts(self) -> int:
@@ -227,19 +235,20 @@ def init(
             f"got {m0.shape}"
         )
     h = jnp.asarray(h, dtype)
-    xc, sq, m0, kernel = _init_arrays(x, m0, h, cache_kernel)
-    return GPState(xc, sq, m0, h, jnp.asarray(delta, dtype), kernel)
+    xc, sq, m0, kernel, center = _init_arrays(x, m0, h, cache_kernel)
+    return GPState(xc, sq, m0, h, jnp.asarray(delta, dtype), kernel, center)
 
 
 @functools.partial(jax.jit, static_argnums=3)
 def _init_arrays(x, m0, h, cache_kernel):
-    xc = x - jnp.mean(x, axis=0, keepdims=True)
+    center = jnp.mean(x, axis=0)
+    xc = x - center[None, :]
     sq = jnp.sum(xc * xc, axis=-1)
     m0 = jnp.broadcast_to(m0, sq.shape)
     kernel = None
     if cache_kernel:
         kernel = rbf(sq_dists(xc, xc, sq, sq, jax.lax.Precision.HIGHEST), h)
-    return xc, sq, m0, kernel
+    return xc, sq, m0, kernel, center
 
 
 
@@ -295,6 +304,7 @@ def update_step(
     noise: str = "none",
     precision=jax.lax.Precision.HIGHEST,
     block_size: int | None = None,
+    latent_bound: float | str | None = "auto",
 ) -> GPState:
     r"""One step of Algorithm 1 on a padded batch (plain, jittable, no checks).
 
@@ -329,20 +339,27 @@ def update_step(
         by default: TF32/bf16 matmuls would spoil ``||x - y||^2``).
       block_size: compute ``K_{.,B} alpha`` in row blocks of this size
         (memory ``O(block_size B)`` instead of ``O(Q B)``); None = one block.
+      latent_bound: the new latent mean is clipped to ``[-b, b]``: ``"auto"``
+        (:func:`default_latent_bound`: the range of the latent observations,
+        ``logit(1 - eps)``, for Algorithm 1 with the sigmoid link; no bound
+        for softplus or binomial noise), a positive number, or None or
+        ``"none"`` (no bound: Algorithm 1 exactly).
 
     Returns:
       The next state (only ``mean`` changes).
     """
     check_choice("noise", noise, NOISE_MODELS)
-    return _update_core(state, idx, observations, weights,
-                        jnp.asarray(noise == "binomial"), link=link, eps=eps,
-                        precision=precision, block_size=block_size)
+    return state._replace(mean=_update_core(
+        state, idx, observations, weights, jnp.asarray(noise == "binomial"),
+        link=link, eps=eps, precision=precision, block_size=block_size,
+        bound=_check_bound(latent_bound, link, eps, noise)))
 
 
 def _update_core(state, idx, observations, weights, binomial, *, link, eps,
-                 precision=jax.lax.Precision.HIGHEST, block_size=None):
-    """:func:`update_step` with the noise model as a traced flag (one compile
-    serves both models)."""
+                 precision=jax.lax.Precision.HIGHEST, block_size=None,
+                 bound=None):
+    """:func:`update_step`'s new latent mean, with the noise model as a traced
+    flag (one compile serves both models)."""
     dtype = state.mean.dtype
     q = state.mean.shape[0]
     obs = observations.astype(dtype)
@@ -357,18 +374,28 @@ def _update_core(state, idx, observations, weights, binomial, *, link, eps,
     mean = state.mean + _kernel_matvec(state, cols, alpha, precision, block_size)
     rows = jnp.where(valid, uniq, q)
     mean = mean.at[rows].set(jnp.where(binomial, mean[cols], g_hat), mode="drop")
-    return state._replace(mean=mean)
+    if bound is not None:  # a traced bound (inf = none) shares one compile
+        b = jnp.asarray(bound, dtype)
+        mean = jnp.clip(mean, -b, b)
+    return mean
 
 
-_update_jit = jax.jit(
+#: The jitted mean update. It returns only the new mean: returning the whole
+#: state would copy every unchanged array (the ``Q x Q`` kernel of the cached
+#: path, 16 MB at ``Q = 2000``) at each call.
+_update_mean_jit = jax.jit(
     _update_core, static_argnames=("link", "precision", "block_size")
 )
 
 
-
-
-
-
+def _update_state(state, idx, observations, weights, binomial=False, *, link,
+                  eps, block_size=None, bound=None):
+    """The protocol's ``update``: the state with the new mean (jittable)."""
+    mean = _update_mean_jit(state, idx, observations, weights,
+                            jnp.asarray(binomial), link=link, eps=eps,
+                            block_size=block_size,
+                            bound=math.inf if bound is None else bound)
+    return state._replace(mean=mean)
 
 
 def update(
@@ -381,6 +408,7 @@ def update(
     eps: float = 1e-2,
     noise: str = "none",
     block_size: int | None = None,
+    latent_bound: float | str | None = "auto",
 ) -> GPState:
     r"""Algorithm 1: condition on a batch and return the next prior mean.
 
@@ -399,7 +427,7 @@ def update(
       eps: clipping ``epsilon`` (Alg. 1 line 4), in (0, 1/2).
       noise: ``"none"`` (Algorithm 1) or ``"binomial"``; see
         :func:`update_step`.
-      block_size: see :func:`update_step`.
+      block_size, latent_bound: see :func:`update_step`.
 
     >>> s = init(np.eye(3, dtype=np.float32), bandwidth=1e-3)
     >>> s = update(s, [0], [0.5])   # logit(0.5) = 0
@@ -416,11 +444,9 @@ def update(
                            state.mean.dtype)
     if batch is None:
         return state
-    idx_p, obs_p, w_p = batch
-    return _update_jit(
-        state, idx_p, obs_p, w_p, jnp.asarray(noise == "binomial"), link=link,
-        eps=eps, block_size=block_size,
-    )
+    return _update_state(state, *batch, noise == "binomial", link=link, eps=eps,
+                         block_size=block_size,
+                         bound=_check_bound(latent_bound, link, eps, noise))
 
 
 def predict(state: GPState, idx: ArrayLike, *, link: str = "sigmoid") -> jax.Array:
@@ -508,7 +534,76 @@ def shard(state: GPState, mesh: jax.sharding.Mesh, axis: str | None = None
         jax.device_put(state.bandwidth, rep),
         jax.device_put(state.jitter, rep),
         None if state.kernel is None else jax.device_put(state.kernel, rows2),
+        None if state.center is None else jax.device_put(state.center, rep),
     )
+
+
+def default_latent_bound(link: str, eps: float, noise: str = "none"
+                         ) -> float | None:
+    r"""``latent_bound="auto"``: ``logit(1 - eps)`` for Algorithm 1's sigmoid link.
+
+    Observations are clipped to ``[eps, 1 - eps]`` before the logit, so every
+    latent observation lies in ``[-b, b]`` with ``b = logit(1 - eps)`` (4.6
+    for ``eps = 0.01``). With near-duplicate embeddings ``K_BB + delta I`` is
+    nearly singular and the interpolating update of Algorithm 1 can push
+    latent means of other prompts far outside that range (``|m| > 10`` seen
+    on real trajectories); clipping the mean to the range of the data removes
+    those artefacts and never changes a mean inside it. None (no bound) for
+    the softplus link, whose latent observations are unbounded above, and for
+    ``noise="binomial"``, whose noise diagonal (at least ``2/(n + 1)``) keeps
+    the solve well conditioned (bounding it made the allocation no better in
+    the replay benchmark, ``docs/prediction.md``).
+
+    >>> round(default_latent_bound("sigmoid", 0.01), 4)
+    4.5951
+    """
+    if link != "sigmoid" or noise != "none":
+        return None
+    return float(np.log1p(-eps) - np.log(eps))
+
+
+def _check_bound(bound, link="sigmoid", eps=1e-2, noise="none"):
+    if bound is None:
+        return None
+    if isinstance(bound, str):
+        check_choice("latent_bound", bound, ("auto", "none"))
+        return None if bound == "none" else default_latent_bound(link, eps, noise)
+    try:
+        b = float(bound)
+    except (TypeError, ValueError):
+        b = math.nan
+    if isinstance(bound, bool) or not (np.isfinite(b) and b > 0):
+        raise ValueError(f"latent_bound must be a positive number, 'auto' or "
+                         f"None; got {bound!r}")
+    return b
+
+
+def grow(state: GPState, embeddings: ArrayLike, *, prior_mean: float = 0.0
+         ) -> GPState:
+    """``state`` with the prompts of ``embeddings`` (``(k, d)``) appended.
+
+    A new prompt's latent mean is ``prior_mean``: Algorithm 1 keeps only the
+    current mean vector, not the past batches, so a prompt added later is
+    pulled toward its neighbours by the batches observed after it was added.
+    Its embedding is centred with the stored column mean of :func:`init`.
+    """
+    if state.center is None:
+        raise ValueError("this GP state has no stored centre (saved by an older "
+                         "vipcore): re-create it with init() to add prompts")
+    if state.kernel is not None:
+        raise ValueError("a GP state with a cached kernel cannot grow")
+    x = as_float_array("embeddings", embeddings)
+    d = state.embeddings.shape[1]
+    if x.ndim != 2 or x.shape[1] != d:
+        raise ValueError(f"embeddings must have shape (k, {d}); got {x.shape}")
+    if is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
+        raise ValueError("embeddings must be finite")
+    xc = x.astype(state.embeddings.dtype) - state.center[None, :]
+    m0 = jnp.full((x.shape[0],), prior_mean, state.mean.dtype)
+    return state._replace(
+        embeddings=jnp.concatenate([state.embeddings, xc]),
+        sq_norms=jnp.concatenate([state.sq_norms, jnp.sum(xc * xc, axis=-1)]),
+        mean=jnp.concatenate([state.mean, m0]))
 
 
 def gp_predictor(
@@ -522,6 +617,7 @@ def gp_predictor(
     cache_kernel: bool = False,
     block_size: int | None = None,
     seed: int = 0,
+    latent_bound: float | str | None = "auto",
 ) -> Predictor:
     """Algorithm 1 (or its binomial-noise extension) as a :class:`Predictor`.
 
@@ -539,6 +635,10 @@ def gp_predictor(
         raise ValueError("noise='binomial' needs link='sigmoid'")
     if not (0 < eps < 0.5):
         raise ValueError(f"eps must lie in (0, 0.5); got {eps}")
+    bound = _check_bound(latent_bound, link, eps, noise)
+    prior_mean = float(prior_mean)
+    if not np.isfinite(prior_mean):
+        raise ValueError(f"prior_mean must be finite; got {prior_mean!r}")
 
     def init_fn(num_prompts, embeddings):
         if embeddings is None:
@@ -550,18 +650,54 @@ def gp_predictor(
                              f"{state.num_prompts}")
         return state
 
+    def grow_fn(state, num_new, embeddings):
+        if embeddings is None or np.shape(embeddings)[0] != num_new:
+            raise ValueError(f"the GP predictor needs ({num_new}, d) embeddings "
+                             "for the new prompts")
+        return grow(state, embeddings, prior_mean=prior_mean)
+
     return Predictor(
         init=init_fn,
-        update=functools.partial(_update_jit, binomial=noise == "binomial",
-                                 link=link, eps=eps, block_size=block_size),
+        update=functools.partial(_update_state, binomial=noise == "binomial",
+                                 link=link, eps=eps, block_size=block_size,
+                                 bound=bound),
         predict=functools.partial(_predict_state, link=link),
+        grow=grow_fn,
     )
 
 
-def state_is_consistent(s: GPState) -> bool:
-    """Whether the arrays of a (loaded) :class:`GPState` have matching shapes."""
-    q = s.mean.shape[0]
-    return bool(s.embeddings.ndim == 2 and s.embeddings.shape[0] == q
-                and s.mean.shape == (q,) and s.sq_norms.shape == (q,)
-                and s.bandwidth.shape == () and s.jitter.shape == ()
-                and (s.kernel is None or s.kernel.shape == (q, q)))
+def check_state(s: GPState, options) -> None:
+    """Raise ``ValueError`` unless a (loaded) :class:`GPState` is valid.
+
+    Shapes consistent, every value finite, ``bandwidth > 0``, ``jitter >= 0``,
+    and a numeric ``bandwidth``, ``jitter`` or ``latent_bound`` option agrees
+    with the state.
+    """
+    q = s.mean.shape[0] if s.mean.ndim == 1 else -1
+    d = s.embeddings.shape[1] if s.embeddings.ndim == 2 else -1
+    if not (q >= 1 and s.embeddings.shape[0] == q and s.sq_norms.shape == (q,)
+            and s.bandwidth.shape == () and s.jitter.shape == ()
+            and (s.kernel is None or s.kernel.shape == (q, q))
+            and (s.center is None or s.center.shape == (d,))):
+        raise ValueError("inconsistent array shapes in the GP state")
+    check_kinds("GP state", s, ("embeddings", "sq_norms", "mean", "bandwidth",
+                                "jitter", "kernel", "center"))
+    for name, val in s._asdict().items():
+        if val is not None and not np.all(np.isfinite(np.asarray(val))):
+            raise ValueError(f"GP state: {name} must be finite")
+    h, jit = float(s.bandwidth), float(s.jitter)
+    if not (h > 0 and jit >= 0):
+        raise ValueError(f"GP state: need bandwidth > 0 and jitter >= 0; got {h}, "
+                         f"{jit}")
+    for key, val in (("bandwidth", h), ("jitter", jit)):
+        want = options.get(key)
+        if isinstance(want, int | float) and not np.isclose(want, val, rtol=1e-6):
+            raise ValueError(f"GP state: {key} {val} differs from the setting "
+                             f"{want}")
+    sq = np.sum(np.asarray(s.embeddings, np.float64) ** 2, axis=-1)
+    if not np.allclose(np.asarray(s.sq_norms), sq, rtol=1e-3, atol=1e-6):
+        raise ValueError("GP state: sq_norms do not match the embeddings")
+    bound = options.get("latent_bound")
+    top = np.max(np.abs(np.asarray(s.mean)), initial=0)
+    if isinstance(bound, int | float) and top > bound:
+        raise ValueError(f"GP state: a latent mean exceeds latent_bound={bound}")

@@ -91,11 +91,14 @@ def median_bandwidth(
 
 @jax.jit
 def _median_pairwise(x):
+    # The off-diagonal entries hold every pair twice; duplicating every value
+    # of a sample does not change its median, so the median over them is the
+    # median over pairs (no (Q^2/2, 2) index constant for XLA to fold).
     x = x - jnp.mean(x, axis=0, keepdims=True)
     sq = jnp.sum(x * x, axis=-1)
     d2 = sq_dists(x, x, sq, sq, jax.lax.Precision.HIGHEST)
-    iu = np.triu_indices(x.shape[0], k=1)
-    return jnp.sqrt(jnp.median(d2[iu]))
+    off = ~jnp.eye(x.shape[0], dtype=bool)
+    return jnp.sqrt(jnp.nanmedian(jnp.where(off, d2, jnp.nan)))
 
 
 def masked_cholesky(kbb, valid, jitter, noise_var=None):

@@ -8,6 +8,8 @@ hyper-parameter bound by the factory that built it::
     state = pred.init(num_prompts, embeddings)      # embeddings may be None
     state = pred.update(state, idx, observations, weights)   # padded batch
     p_hat = pred.predict(state, idx)
+    var = pred.variance(state, idx)                 # if the model has one
+    state = pred.grow(state, num_new, new_embeddings)   # if it can grow
 
 The functions see a *padded batch*: ``idx`` (int32), ``observations``
 (success rates in [0, 1], or reward variances with the softplus link) and
@@ -46,12 +48,18 @@ class Predictor(NamedTuple):
       variance: optional ``variance(state, idx) -> Array``: the posterior
         variance of the prediction on the same scale, for allocation under
         uncertainty; None when the model has no posterior.
+      grow: optional ``grow(state, num_new, embeddings) -> state``: the state
+        with ``num_new`` prompts appended (their ``(num_new, d)`` embeddings,
+        or None for predictors without embeddings); a new prompt gets the
+        prediction of a prompt never observed. None when the model cannot
+        grow.
     """
 
     init: Callable[[int, jax.Array | None], State]
     update: Callable[[State, jax.Array, jax.Array, jax.Array], State]
     predict: Callable[[State, jax.Array], jax.Array]
     variance: Callable[[State, jax.Array], jax.Array] | None = None
+    grow: Callable[[State, int, jax.Array | None], State] | None = None
 
 
 class PredictorSpec(NamedTuple):
@@ -60,13 +68,18 @@ class PredictorSpec(NamedTuple):
     Attributes:
       factory: ``factory(*, link, **options) -> Predictor``.
       state_type: the NamedTuple class of its state (for loading saved
-        planners; fields that are None are not saved).
+        planners; fields that are None are not saved). A field may hold the
+        state of another registered predictor (a nested NamedTuple).
       needs_embeddings: whether ``init`` needs the ``(Q, d)`` embeddings.
       options: Planner keyword -> factory keyword, for the settings the
         Planner forwards (e.g. ``{"ridge_lam": "lam"}``).
-      check_state: ``check_state(state) -> bool``, whether the arrays of a
-        (loaded) state have consistent shapes.
+      check_state: ``check_state(state, options)`` raises ``ValueError``
+        (with a message saying what is wrong) unless the arrays of a
+        (loaded) state have consistent shapes, valid values, and agree with
+        the factory ``options`` the Planner would build it with.
       links: the link functions the predictor supports.
+      uses_embeddings: whether ``init`` uses embeddings when given (True
+        for every predictor that needs them; optional for some).
 
     Every state stores a per-prompt array as its first field, so ``Q`` is
     the length of its leading axis.
@@ -76,5 +89,6 @@ class PredictorSpec(NamedTuple):
     state_type: type
     needs_embeddings: bool
     options: Mapping[str, str]
-    check_state: Callable[[Any], bool]
+    check_state: Callable[[Any, Mapping[str, Any]], None]
     links: tuple[str, ...] = ("sigmoid", "softplus")
+    uses_embeddings: bool = True
