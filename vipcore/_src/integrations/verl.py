@@ -49,7 +49,7 @@ import numpy as np
 
 from vipcore._src._checks import check_int
 from vipcore._src._files import atomic_write_text, read_text
-from vipcore._src.planner import Planner
+from vipcore._src.planner import PlanMismatchWarning, Planner
 
 __all__ = [
     "VerlRolloutPlanner",
@@ -189,7 +189,12 @@ class VerlRolloutPlanner:
         if mismatch:
             warnings.warn(f"{mismatch} of {len(groups)} groups have a different "
                           "number of trajectories than planned", stacklevel=2)
-        metrics = self.planner.observe(ids, [np.asarray(v) for v in groups.values()])
+        with warnings.catch_warnings():
+            # Reported above in verl's terms; the Planner's own warning talks
+            # about padded reward arrays, which verl does not use.
+            warnings.simplefilter("ignore", PlanMismatchWarning)
+            metrics = self.planner.observe(ids,
+                                           [np.asarray(v) for v in groups.values()])
         for u in groups:
             del self.pending[u]
         metrics["vip/groups_count_mismatch"] = float(mismatch)
