@@ -74,7 +74,8 @@ def dataset():
 
 def planner(ids, reward="binary"):
     emb = np.random.default_rng(0).normal(size=(len(ids), 3)).astype(np.float32)
-    return Planner(emb, ids=ids, lower=2, upper=8, reward=reward)
+    return Planner(emb, ids=ids, lower=2, upper=8, reward=reward,
+                   predictor="gp")  # embedding-driven: unseen prompts get unequal counts
 
 
 def rank_world():
