@@ -228,7 +228,7 @@ def test_bench_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     args = ["bench", "--sizes", "16", "--batches", "2", "--slsqp", "1",
             "--slsqp-size", "8", "--batch-size", "16", "--reps", "2",
-            "--no-cold-start"]
+            "--precision", "2", "--no-cold-start"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert out.index("expected about") < out.index("SLSQP ")  # printed first
@@ -240,6 +240,7 @@ def test_bench_writes_json(tmp_path, monkeypatch, capsys):
     assert row["B"] == 16 and row["ratio_previous_over_vip"] > 0
     assert row["objective_vip"] <= row["objective_numpy_greedy"] * (1 + 1e-6)
     assert res["slsqp"]["instances"][0]["continuous_not_worse"]
+    assert res["float32_vs_float64"]["instances"] == 2
     assert cli.main([*args, "--out", str(made.parent)]) == 2
     assert "refusing to replace" in capsys.readouterr().err
     from vipcore._src.apps.cli.bench import output_path

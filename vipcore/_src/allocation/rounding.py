@@ -69,7 +69,8 @@ def round_allocation(
     a, L, U = apply_mask(a, L, U, valid)
     L = jnp.asarray(L, jnp.int32)
     U = jnp.asarray(U, jnp.int32)
-    K = jnp.asarray(C, jnp.int32) - jnp.sum(jnp.broadcast_to(L, a.shape))
+    K = jnp.asarray(C, jnp.int32) - jnp.sum(jnp.broadcast_to(L, a.shape),
+                                            dtype=jnp.int32)
     return solve_integer(a, valid, K, L, U, estimator)
 
 
@@ -92,7 +93,7 @@ def round_to_targets(x, C, L, U, valid, *, sections: int | None = None,
     dt = x.dtype
     L = jnp.broadcast_to(jnp.asarray(L, jnp.int32), x.shape)
     U = jnp.broadcast_to(jnp.asarray(U, jnp.int32), x.shape)
-    K = jnp.asarray(C, jnp.int32) - jnp.sum(L)
+    K = jnp.asarray(C, jnp.int32) - jnp.sum(L, dtype=jnp.int32)
     xh = as_row(x - 0.5)
 
     def counts(theta):
@@ -109,5 +110,6 @@ def round_to_targets(x, C, L, U, valid, *, sections: int | None = None,
                             sections or default_sections(), unroll)
     above = counts(hi[None, None])[0]
     band = counts(lo[None, None])[0] - above
-    n, _ = share_ties(above, band, K - jnp.sum(above), valid & False, 0)
+    n = share_ties(above, band, K - jnp.sum(above, dtype=jnp.int32),
+                   valid & False, 0, 1)
     return jnp.where(valid, L + jnp.where(K > 0, n, 0), 0)

@@ -66,7 +66,15 @@ def bracket_search(pred, lo, hi, dtype, sections: int, unroll: bool | None = Non
         return (jnp.where(cnt > 0, t[jnp.maximum(cnt - 1, 0)], lo),
                 jnp.where(cnt < K - 1, t[jnp.minimum(cnt, K - 2)], hi))
 
+    def bisect(br):  # br = [lo, hi]: one vector, so one update per round
+        mid = 0.5 * (br[0] + br[1])
+        ok = pred(mid[None])[0]
+        return jnp.where(jnp.arange(2) == 1 - ok.astype(jnp.int32), mid, br)
+
     lo, hi = jnp.asarray(lo, dtype), jnp.asarray(hi, dtype)
+    if K == 2:
+        br = fixed_rounds(bisect, jnp.stack([lo, hi]), rounds_for(bits, K), unroll)
+        return br[0], br[1]
     return fixed_rounds(step, (lo, hi), rounds_for(bits, K), unroll)
 
 
@@ -88,6 +96,11 @@ def search_bits(pred, lo, hi, dt, sections: int, span_bits: int,
     k = max(2, int(sections))
     jk = jnp.arange(1, k, dtype=it)
 
+    def bisect(br):  # br = [lo, hi]: one vector, so one update per round
+        mid = br[0] + (br[1] - br[0]) // 2
+        ok = pred(lax.bitcast_convert_type(mid, dt)[None])[0]
+        return jnp.where(jnp.arange(2) == ok.astype(jnp.int32), mid, br)
+
     def step(bracket):
         lo, hi = bracket
         w = hi - lo
@@ -102,5 +115,9 @@ def search_bits(pred, lo, hi, dt, sections: int, span_bits: int,
 
     lo = lax.bitcast_convert_type(jnp.asarray(lo, dt), it)
     hi = lax.bitcast_convert_type(jnp.asarray(hi, dt), it)
-    _, hi = fixed_rounds(step, (lo, hi), rounds_for(span_bits, k), unroll)
+    rounds = rounds_for(span_bits, k)
+    if k == 2:
+        hi = fixed_rounds(bisect, jnp.stack([lo, hi]), rounds, unroll)[1]
+    else:
+        _, hi = fixed_rounds(step, (lo, hi), rounds, unroll)
     return lax.bitcast_convert_type(hi, dt)

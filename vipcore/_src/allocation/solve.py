@@ -126,11 +126,15 @@ def _solve(p, C, L, U, valid, *, estimator, sections, unroll) -> Allocation:
 
 
 @functools.partial(jax.jit, static_argnames=("estimator",))
-def _solve_n(p, C, L, U, valid, *, estimator):
-    """The integers only (what :func:`allocate` returns): no relaxation."""
-    status, a, Cs, Ls, Us = _prepare(p, valid, C, L, U, estimator)
-    n = _integer(a, valid, Cs, Ls, Us, estimator, None, None)
-    return jnp.where(status == AllocationStatus.OK, n, 0)
+def _solve_n(p, K, L, U, valid, *, estimator):
+    """The integers only, for :func:`allocate`, which has validated the
+    arguments: ``K = C - B L`` units above ``L``, ``U`` already capped at
+    ``C - (B - 1) L``. No status rules and no relaxation, so the program is
+    small (it is compiled on the first call of a process)."""
+    a = jnp.where(valid, 4 * p * (1 - p), 0)
+    a, Lq, Uq = apply_mask(a, L, U, valid)
+    return solve_integer(a, valid, K, Lq.astype(jnp.int32), Uq.astype(jnp.int32),
+                         estimator)
 
 
 def _static_checks(p_hat, mask):
@@ -252,6 +256,8 @@ def allocate(
     """
     check_choice("estimator", estimator, ESTIMATORS)
     p, C, L, U = check_allocation_args(p_hat, C, L, U, estimator)
+    B = p.shape[0]
     pp, mask = pad_to_bucket(p, fill=0.5)
-    n = _solve_n(pp, C, L, U, mask, estimator=estimator)
-    return np.asarray(n)[: p.shape[0]].astype(np.int64)
+    n = _solve_n(pp, C - B * L, L, min(U, C - (B - 1) * L), mask,
+                 estimator=estimator)
+    return np.asarray(n)[:B].astype(np.int64)

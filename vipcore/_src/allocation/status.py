@@ -11,6 +11,7 @@ first rule an input violates decides the code (traced) or the message
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -278,8 +279,8 @@ def traced_scalar(name: str, x: Any) -> Any:
             return x  # a JAX scalar: its dtype already fits
     if isinstance(x, bool) or not isinstance(x, int | float):
         raise ValueError(f"{name} must be a real number; got {x!r}")
-    if isinstance(x, float):
-        return x
+    if isinstance(x, float) and not (math.isfinite(x) and x.is_integer()):
+        return x  # NaN, inf or a fraction: its rule refuses it, in any dtype
     if 0 <= x <= INT32_MAX:
         return x
     if name == "U" and x > 0:

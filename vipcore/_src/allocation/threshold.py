@@ -38,6 +38,8 @@ no two gains near ``tau`` are closer than that without being equal.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,6 +51,8 @@ __all__ = [
     "TIE_RTOL",
     "A_CUTOFF",
     "normalise_a",
+    "Limits",
+    "limits",
     "unit_counts",
     "saturating_sum",
     "sum_at_least",
@@ -90,35 +94,55 @@ def _pred(n, s2, estimator):
     return m * m <= s2 * (n * n - n - 1)
 
 
-def unit_counts(s, L, U, estimator):
+class Limits(NamedTuple):
+    """Per-prompt constants of :func:`unit_counts`, computed once per solve."""
+
+    L: jax.Array  # int32
+    span: jax.Array  # U - L, int32
+    s_max: jax.Array  # U + 4 (float): larger s changes nothing
+    s_full: jax.Array  # U + 3 (float): from here on every unit counts
+
+
+def limits(L, U, dt) -> Limits:
+    """The :class:`Limits` of bounds ``L``, ``U`` for float dtype ``dt``."""
+    Uf = U.astype(dt)
+    return Limits(L, U - L, Uf + 4, Uf + 3)
+
+
+def unit_counts(s, L, U, estimator, lim: Limits | None = None):
     """Units ``n in [L, U)`` with ``g_q(n) >= a_q / s_q^2``, per prompt.
 
     ``s = sqrt(a) u``. A closed-form candidate ``n_c`` for the last unit is
-    within one of the exact answer, and three exact checks settle it:
-    ``n_max = n_c - 2 + [n_c - 1 ok] + [n_c ok] + [n_c + 1 ok]`` (a unit
-    below ``L`` counts as ok). The count
-    is non-decreasing in ``s`` whatever the rounding (a larger ``n_c`` adds
-    one to the base and drops at most one check), so the bisection over it
-    is well defined.
+    within one of the exact answer, and exact checks settle it: for RLOO
+    ``n_c = floor(s + 1/4)`` and ``n_max = n_c - 1 + [n_c ok] + [n_c + 1 ok]``;
+    for Dr. GRPO ``n_max = n_c - 2 + [n_c - 1 ok] + [n_c ok] + [n_c + 1 ok]``
+    (a unit below ``L`` counts as ok). The count is non-decreasing in ``s``
+    whatever the rounding (a larger ``n_c`` adds one to the base and drops at
+    most one check), so the bisection over it is well defined.
     """
     dt = s.dtype
-    Uf = U.astype(dt)
-    s = jnp.minimum(s, Uf + 4)
-    if estimator == "rloo":  # n(n-1) <= s^2  <=>  n <= 1/2 + sqrt(1/4 + s^2)
-        guess = s + 0.5
+    lim = lim or limits(L, U, dt)
+    s = jnp.minimum(s, lim.s_max)
+    if estimator == "rloo":  # n(n-1) <= s^2: n* = floor(1/2 + sqrt(1/4 + s^2))
+        guess, window = s + 0.25, (0, 1)  # lies in {floor(s+1/4), +1}
     else:  # n(n+1)/sqrt(n^2-n-1) = n + 3/2 + 11/(8n) + O(n^-2)
         guess = s - 1.5 - 1.375 / jnp.maximum(s - 1.5, 1)
-    # The largest float below 2**31 with room for n_c + 1 (int32 conversion).
+        window = (-1, 0, 1)
+    # Truncation is the floor here (guess >= 0); the top leaves room for
+    # n_c + 1 below 2**31 (int32).
     top = 2.0**31 - (256 if jnp.finfo(dt).bits == 32 else 8)
-    nc = jnp.clip(jnp.floor(guess), -4, top)
+    nc = jnp.clip(guess, 0, top).astype(jnp.int32)
+    ncf = nc.astype(dt)
     s2 = s * s
-    Lf = L.astype(dt)  # units below L are given anyway (and g is not monotone
-    # there for Dr. GRPO, whose objective is convex only from n = 3 on)
-    hits = sum(((nc + k < Lf) | _pred(nc + k, s2, estimator)).astype(jnp.int32)
-               for k in (-1, 0, 1))
-    n_max = nc.astype(jnp.int32) - 2 + hits
-    count = jnp.clip(n_max - L + 1, 0, U - L)
-    return jnp.where(s >= Uf + 3, U - L, count)
+    checks = [_pred(ncf + k, s2, estimator) for k in window]
+    if estimator != "rloo":  # units below L are given anyway, and g is not
+        # monotone there (the Dr. GRPO objective is convex only from n = 3)
+        Lf = lim.L.astype(dt)
+        checks = [c | (ncf + k < Lf) for c, k in zip(checks, window, strict=True)]
+    hits = sum(c.astype(jnp.int32) for c in checks)
+    # n_max = n_c + window[0] - 1 + hits; the count is n_max - L + 1.
+    count = jnp.clip(nc + window[0] + hits - lim.L, 0, lim.span)
+    return jnp.where(s >= lim.s_full, lim.span, count)
 
 
 def saturating_sum(x, axis=-1):
@@ -154,13 +178,28 @@ def sum_at_least(c, K, axis=-1):
     return (approx >= 3 * 2.0**30) | (wrapped >= K.astype(jnp.uint32))
 
 
-def share_ties(above, band, R, zero, extra):
-    """The two index-ordered shares, with one (two-column) prefix sum.
+def _totals(above, span_pos, zero):
+    """``(sum(above), min(sum(span_pos), 2**31 - 1), sum(zero))`` in one pass."""
+    sat = np.uint32(_SAT)
 
-    * Tie band: ``above[q]`` units are given for sure and ``band[q]`` are
-      tied; prompt ``q`` takes ``clip(R - sum_{r < q} band[r], 0, band[q])``.
-    * Excess over the ``zero`` prompts: each gets ``extra // m`` and the
-      first ``extra % m`` of them (by index) one more (``m = sum(zero)``).
+    def add(x, y):
+        return x[0] + y[0], jnp.minimum(x[1] + y[1], sat), x[2] + y[2]
+
+    A, cap, Z = lax.reduce(
+        (above.astype(jnp.int32), span_pos.astype(jnp.uint32),
+         zero.astype(jnp.int32)),
+        (np.int32(0), np.uint32(0), np.int32(0)), add, (0,))
+    return A, cap.astype(jnp.int32), Z
+
+
+def share_ties(above, band, R, zero, extra, m):
+    """The index-ordered share, with one prefix sum.
+
+    * Tie band (``extra <= 0``): ``above[q]`` units are given for sure and
+      ``band[q]`` are tied; prompt ``q`` takes
+      ``clip(R - sum_{r < q} band[r], 0, band[q])``.
+    * Excess (``extra > 0``) over the ``m`` prompts marked ``zero``: each gets
+      ``extra // m`` and the first ``extra % m`` of them (by index) one more.
 
     ``int32`` is enough: the tie band holds at most about
     ``2 B + TIE_RTOL (K + B L)`` units (each prompt's band is about
@@ -168,13 +207,14 @@ def share_ties(above, band, R, zero, extra):
     units given below the band), far below ``2**31``.
     """
     z = zero.astype(band.dtype)
-    before = jnp.cumsum(jnp.stack([band, z], axis=1), axis=0)
-    before = before - jnp.stack([band, z], axis=1)
-    ties = above + jnp.clip(R - before[:, 0], 0, band)
-    m = jnp.maximum(jnp.sum(z), 1).astype(band.dtype)
-    e = jnp.maximum(extra, 0).astype(band.dtype)  # only used when positive
-    spread = lax.div(e, m) + (before[:, 1] < lax.rem(e, m))
-    return ties, jnp.where(zero, spread, 0)
+    use_zero = extra > 0
+    col = jnp.where(use_zero, z, band)
+    before = jnp.cumsum(col, dtype=col.dtype) - col
+    ties = above + jnp.clip(R - before, 0, band)
+    m = jnp.maximum(m, 1).astype(band.dtype)
+    e = jnp.maximum(extra, 0).astype(band.dtype)
+    spread = lax.div(e, m) + (before < lax.rem(e, m))
+    return jnp.where(use_zero, jnp.where(zero, spread, 0), ties)
 
 
 def default_sections() -> int:
@@ -204,15 +244,17 @@ def solve_integer(a, valid, K, L, U, estimator: str, sections: int | None = None
       ``int32[B]`` with ``sum == sum(L) + K`` and ``L <= n <= U``.
     """
     dt = a.dtype
-    L = jnp.broadcast_to(L, a.shape)
-    U = jnp.broadcast_to(U, a.shape)
+    K = jnp.asarray(K).astype(jnp.int32)
+    L = jnp.broadcast_to(jnp.asarray(L).astype(jnp.int32), a.shape)
+    U = jnp.broadcast_to(jnp.minimum(jnp.asarray(U).astype(jnp.int32), L + K),
+                         a.shape)  # n <= L + K anyway
     a = normalise_a(a, valid)
     pos = a > 0
     sa = jnp.sqrt(a)
-    cap = saturating_sum(jnp.where(pos, U - L, 0))
+    lim = limits(L, U, dt)
 
-    def counts(u):
-        return jnp.where(pos, unit_counts(sa * u, L, U, estimator), 0)
+    def counts(u):  # (a = 0 gives s = 0 and no unit: L >= 2)
+        return unit_counts(sa * u, L, U, estimator, lim)
 
     def enough(us):
         return sum_at_least(jax.vmap(counts)(us), K, axis=1)
@@ -229,10 +271,11 @@ def solve_integer(a, valid, K, L, U, estimator: str, sections: int | None = None
         jnp.minimum(u / tol, jnp.nextafter(u, jnp.zeros((), dt))),
         jnp.maximum(u * tol, u)]))
     above, band = edges[0], edges[1] - edges[0]
+    zero = valid & ~pos
+    A, cap, Z = _totals(above, jnp.where(pos, lim.span, 0), zero)
     # More units than the prompts with a > 0 can take: those sit at U and the
     # rest is spread evenly over the a = 0 prompts (the most even choice).
     excess = K - cap
-    units, spread = share_ties(above, band, K - jnp.sum(above), valid & ~pos,
-                               excess)
-    n = L + jnp.where(K > 0, units, 0)
-    return jnp.where(excess > 0, jnp.where(pos, U, L + spread), n)
+    units = share_ties(above, band, K - A, zero, excess, Z)
+    base = jnp.where(excess > 0, jnp.where(pos, U, L), L)
+    return base + jnp.where(K > 0, units, 0)

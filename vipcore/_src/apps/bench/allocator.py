@@ -12,6 +12,7 @@ a user would write, all in the same process:
 * batched throughput (``vmap`` over many independent batches);
 * scipy's SLSQP on the relaxed problem (the paper's code), its expected
   duration printed first;
+* how many random instances give different integers in float32 and float64;
 * cold start in fresh processes (import, first call, warm call, and the
   ``vipcore allocate`` command with an empty and a filled compilation cache).
 
@@ -56,6 +57,7 @@ class BenchConfig(NamedTuple):
     slsqp_instances: int = 1
     slsqp_B: int = 128
     greedy_max_B: int = 65536
+    precision_instances: int = 400
     cold_start: bool = True
     estimator: str = "rloo"
     per_prompt: int = 8
@@ -228,6 +230,43 @@ def _slsqp(cfg: BenchConfig, rng, progress) -> dict:
             "median_speedup": float(np.median([r["speedup"] for r in rows]))}
 
 
+_DRAWS = {
+    "uniform(0, 1)": lambda rng, B: rng.uniform(0, 1, B),
+    "uniform(0, 1) to 2 decimals": lambda rng, B: np.round(rng.uniform(0, 1, B), 2),
+}
+
+
+def _precision_pair(p, C, L, U, est):
+    """Whether float32 and float64 differ, for this solver and the previous."""
+    from vipcore._src._padding import pad_to_bucket
+
+    out = []
+    for dt in (np.float32, np.float64):
+        with jax.enable_x64(dt == np.float64):
+            q = p.astype(dt)
+            pp, m = pad_to_bucket(q, fill=0.5)
+            old = legacy_solve(jnp.asarray(pp), C, L, U, estimator=est, mask=m)
+            out.append((A.allocate(q, C, L, U, est), np.asarray(old)[: len(p)]))
+    return [not np.array_equal(a, b) for a, b in zip(*out, strict=True)]
+
+
+def _precision(cfg: BenchConfig, rng, progress) -> dict:
+    """How many random instances give different integers in float32 and
+    float64, for this solver and the previous one."""
+    B, est, L, U = 256, cfg.estimator, cfg.L, cfg.U
+    C = cfg.per_prompt * B
+    rows = {}
+    for name, draw in _DRAWS.items():
+        differ = np.zeros(2, int)
+        for _ in range(cfg.precision_instances):
+            differ += _precision_pair(draw(rng, B), C, L, U, est)
+        rows[name] = {"vip": int(differ[0]), "previous_solver": int(differ[1])}
+        progress(f"float32 vs float64, p ~ {name}: vip differs on {differ[0]} of "
+                 f"{cfg.precision_instances}, previous on {differ[1]}")
+    return {"instances": cfg.precision_instances, "B": B, "C": C, "L": L, "U": U,
+            "differing": rows}
+
+
 def _goals(results: dict, on_cpu: bool) -> dict:
     lat = {r["B"]: r["vip_integers"]["median_s"] for r in results["latency"]}
     thr = results["throughput"]["vip_integers"]["prompts_per_s"]
@@ -265,6 +304,8 @@ def run_benchmark(cfg: BenchConfig | None = None, *, out: Path | None = None,
     results["eager_allocate"] = _eager(cfg, rng, progress)
     results["throughput"] = _throughput(cfg, rng, n_batches, progress)
     results["slsqp"] = _slsqp(cfg, rng, progress)
+    if cfg.precision_instances:
+        results["float32_vs_float64"] = _precision(cfg, rng, progress)
     if cfg.cold_start:
         from vipcore._src.apps.bench._cold import cold_start
 

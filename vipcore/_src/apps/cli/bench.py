@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "minutes)")
     parser.add_argument("--greedy-max", type=int_in(0, 2**22), default=65536,
                         help="largest B for the NumPy greedy (default 65536)")
+    parser.add_argument("--precision", type=int_in(0, 10**6), default=400,
+                        help="random instances for float32 vs float64 (default "
+                             "400; 0 turns it off)")
     parser.add_argument("--no-cold-start", action="store_true",
                         help="skip the fresh-process cold-start timings")
     parser.add_argument("--estimator", choices=("rloo", "drgrpo"), default="rloo")
@@ -87,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(
         sizes=tuple(args.sizes), batch_B=args.batch_size, n_batches=args.batches,
         slsqp_instances=args.slsqp, slsqp_B=args.slsqp_size,
-        greedy_max_B=args.greedy_max, cold_start=not args.no_cold_start,
+        greedy_max_B=args.greedy_max, precision_instances=args.precision,
+        cold_start=not args.no_cold_start,
         estimator=args.estimator, L=lower, reps=args.reps,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
