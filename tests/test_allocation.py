@@ -327,6 +327,33 @@ def test_float32_equals_float64_on_decimal_grids(est):
         np.testing.assert_array_equal(n32, n64)
 
 
+def _p_for_a(a):
+    """The p in [0, 1/2] with 4 p (1 - p) = a."""
+    return (1 - np.sqrt(1 - a)) / 2
+
+
+@pytest.mark.parametrize("ratio, tied", [(1 + 5e-5, True), (1 + 9e-5, True),
+                                         (1 + 1.2e-4, False), (1 + 5e-4, False)])
+def test_tie_tolerance_is_1e_minus_4(ratio, tied):
+    """Two prompts whose gains differ by a factor ``ratio``: a tie (the unit
+    goes to index 0) below 1 + 1e-4, the larger gain wins above it."""
+    with jax.enable_x64(True):
+        p = np.array([_p_for_a(0.5), _p_for_a(0.5 * ratio)])
+        n = vipcore.allocate(p, 5, 2, 8)
+    np.testing.assert_array_equal(n, [3, 2] if tied else [2, 3])
+
+
+@pytest.mark.parametrize("rel, positive", [(2.0**-45, True), (2.0**-47, False)])
+def test_a_cutoff_is_2_to_the_minus_46(rel, positive):
+    """Below 2**-46 max(a) a prompt counts as a = 0: with the others full, the
+    leftover unit is spread over a = 0 prompts by index instead of going to
+    the prompt with the tiny positive a."""
+    with jax.enable_x64(True):
+        p = np.array([0.5, 0.0, _p_for_a(rel)])
+        n = vipcore.allocate(p, 8, 2, 3)
+    np.testing.assert_array_equal(n, [3, 2, 3] if positive else [3, 3, 2])
+
+
 def test_symmetric_pair_examples():
     for est, L in (("rloo", 2), ("drgrpo", 3)):
         for C in range(2 * L, 2 * 32 + 1):
@@ -354,7 +381,9 @@ def test_negative_control_exact_ties_break_float32_equals_float64(monkeypatch):
 
     np.testing.assert_array_equal(splits(np.float32), splits(np.float64))
     monkeypatch.setattr(threshold, "TIE_RTOL", 0.0)
-    differ = np.any(splits(np.float32) != splits(np.float64), axis=1)
+    s32, s64 = splits(np.float32), splits(np.float64)
+    assert np.all(s32.sum(axis=1) == 5) and np.all(s64.sum(axis=1) == 5)
+    differ = np.any(s32 != s64, axis=1)
     assert differ.sum() >= 5
 
 
@@ -411,6 +440,16 @@ def test_degenerate_inputs():
     # the extra unit to the lowest index
     n = vipcore.allocate([0.5] * 4, 13, 2, 16)
     np.testing.assert_array_equal(n, [4, 3, 3, 3])
+
+
+def test_docs_status_table_lists_every_code():
+    """docs/allocation.md's table of status codes is the enum, row for row."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "allocation.md").read_text()
+    rows = dict(re.findall(r"^\| (\d+) \| `([A-Z_]+)` \|", doc, flags=re.M))
+    assert rows == {str(int(c)): c.name for c in A.AllocationStatus}
 
 
 def test_accepts_array_likes():
@@ -556,6 +595,22 @@ def test_search_settings_do_not_change_the_answer(est):
         np.testing.assert_allclose(float(ref.lam), float(r.lam), rtol=1e-5)
 
 
+@pytest.mark.parametrize("sections, unroll", [(2, False), (2, True), (16, False)])
+def test_search_bits_reaches_the_exact_float(sections, unroll):
+    """The threshold search ends on adjacent floats: for ``pred(u) = u >= t0``
+    it returns ``t0`` itself, at every scale the solver uses, so the tie band
+    is centred on the K-th gain to the last bit (not on a bracket)."""
+    from vipcore._src.allocation.search import search_bits
+
+    rng = np.random.default_rng(5)
+    for dt, bits in ((np.float32, 23 + 6), (np.float64, 52 + 6)):
+        with jax.enable_x64(dt == np.float64):
+            t0 = (2.0 ** rng.uniform(0, 55, 40)).astype(dt)
+            fn = jax.jit(jax.vmap(lambda t, dt=dt, bits=bits: search_bits(
+                lambda u: u >= t, 1.0, 2.0**55, dt, sections, bits, unroll)))
+            np.testing.assert_array_equal(np.asarray(fn(jnp.asarray(t0))), t0)
+
+
 # ------------------------------------------------------ no data-dependent loop
 def _primitives(jaxpr):
     """Every primitive name in a (closed) jaxpr, sub-jaxprs included."""
@@ -618,3 +673,13 @@ def test_heuristics_have_no_while():
         jx = jax.make_jaxpr(lambda lw, u=unroll: H._scale_and_round(
             lw, 23, 2, 16, m, unroll=u))(lw)
         assert "while" not in set(_primitives(jx))
+
+
+def test_docstring_examples_run():
+    import doctest
+    import importlib
+
+    for name in ("solve", "heuristics", "objective", "registry", "status"):
+        mod = importlib.import_module(f"vipcore._src.allocation.{name}")
+        res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert res.failed == 0, name

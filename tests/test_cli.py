@@ -231,7 +231,7 @@ def test_bench_writes_json(tmp_path, monkeypatch, capsys):
             "--precision", "2", "--no-cold-start"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert out.index("expected about") < out.index("SLSQP ")  # printed first
+    assert out.index("expected roughly") < out.index("SLSQP ")  # printed first
     (made,) = tmp_path.glob("vipcore-bench-*/allocate_cpu.json")
     res = json.loads(made.read_text())
     for key in ("device", "jax", "numpy", "scipy", "vipcore", "loadavg_start"):

@@ -205,8 +205,8 @@ def _slsqp(cfg: BenchConfig, rng, progress) -> dict:
         progress("SLSQP: off (--slsqp 0)")
         return {"B": B, "instances": []}
     expect = _peers.slsqp_expected_seconds(B, k, cfg.estimator, rng)
-    progress(f"SLSQP: {k} instance(s) of B={B}, expected about {expect:.0f} s "
-             "(extrapolated from B=32 as B^3) ...")
+    progress(f"SLSQP: {k} instance(s) of B={B}, expected roughly {expect:.0f} s "
+             "(B=64 scaled as B^3) ...")
     C, L, U, est = cfg.per_prompt * B, cfg.L, cfg.U, cfg.estimator
     solve = jax.jit(lambda p: A.solve(p, C, L, U, estimator=est))
     rows = []
