@@ -1,11 +1,12 @@
-"""The previous allocator, kept as a private baseline for the benchmark.
+"""A loop-based exact allocator, kept as a private baseline for the benchmark.
 
-It solved the relaxation by an unrolled search in ``log lam`` and rounded
-with two data-dependent ``lax.while_loop`` passes (a budget fix of up to 32
-units per step, then single-unit exchanges until none improves): exact, but
-each loop step is a host round trip on an accelerator and the loops
-dominate on CPU at large ``B``. The library no longer uses it; the benchmark
-runs it in the same process as the loop-free solver for the ratio.
+It solves the relaxation by an unrolled search in ``log lam`` and rounds with
+two data-dependent ``lax.while_loop`` passes (a budget fix of up to 32 units
+per step, then single-unit exchanges until none improves): exact, with ties
+only between exactly equal gains, but each loop step is a host round trip on
+an accelerator and the loops dominate on CPU at large ``B``. The library's
+solver has no such loop; the benchmark runs this one in the same process for
+the ratio (JSON key ``previous_solver``).
 """
 
 from __future__ import annotations
