@@ -1,6 +1,8 @@
-"""Allocator benchmark: ``python benchmarks/bench_allocate.py [--sizes ...]``.
+"""Allocator benchmark: ``python benchmarks/bench_allocate.py [options]``.
 
-Same as ``vipcore bench``; writes ``benchmarks/results/allocate_<platform>.json``.
+The same as ``vipcore bench`` (see ``vipcore bench --help``). To refresh the
+committed result: ``python benchmarks/bench_allocate.py --out
+benchmarks/results --overwrite``.
 """
 
 import sys

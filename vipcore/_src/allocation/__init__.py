@@ -1,6 +1,8 @@
 """Exact variance-minimising rollout allocation and its baselines.
 
 Modules: :mod:`.status` (the rule table and status codes), :mod:`.objective`,
+:mod:`.search` (fixed-length searches), :mod:`.threshold` (the exact integer
+solver: a threshold on the marginal gains),
 :mod:`.continuous` (the KKT relaxation), :mod:`.rounding` (exact integer
 rounding), :mod:`.solve` (the jitted solver and the eager ``allocate``),
 :mod:`.heuristics` (uniform, inverse accuracy, inverse variance) and
@@ -30,12 +32,14 @@ from vipcore._src.allocation.status import AllocationStatus as AllocationStatus
 from vipcore._src.allocation.status import (
     check_allocation_args as check_allocation_args,
 )
+from vipcore._src.allocation.threshold import TIE_RTOL as TIE_RTOL
 
 __all__ = [
     "ALLOCATORS",
     "Allocation",
     "AllocationStatus",
     "MIN_LOWER",
+    "TIE_RTOL",
     "allocate",
     "allocate_inverse_accuracy",
     "allocate_inverse_variance",

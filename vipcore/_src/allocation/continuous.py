@@ -11,8 +11,8 @@ for a multiplier ``lam``, ``n_q(lam) = clip(root_q(lam), L, U)`` where
     \text{Dr. GRPO: the largest root of } \lambda n^3 - a_q n + 2 a_q = 0,
 
 and ``S(lam) = sum_q n_q(lam)`` is non-increasing, so ``lam*`` with
-``S(lam*) = C`` is found by a fixed number of unrolled search rounds in
-``log lam`` (no data-dependent loop), then polished in closed form for RLOO.
+``S(lam*) = C`` is found by a fixed number of search rounds in ``log lam``
+(no data-dependent loop), then polished in closed form for RLOO.
 """
 
 from __future__ import annotations
@@ -24,52 +24,15 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from vipcore._src.allocation.objective import marginal
+from vipcore._src.allocation.search import bracket_search
+from vipcore._src.allocation.threshold import default_sections, normalise_a
 
-__all__ = [
-    "apply_mask", "as_row", "bracket_search", "default_sections", "solve_continuous",
-]
-
-
-def default_sections() -> int:
-    """Grid points per search round: 2 (bisection) on CPU, 16 elsewhere.
-
-    On CPU each round costs its arithmetic, so bisection is cheapest. On an
-    accelerator each round is a kernel launch and the arithmetic is nearly
-    free, so a 16-section search cuts 32 rounds to 8 (float32). Measured on an
-    H100 (``benchmarks/results/allocate_gpu_h100.json``): 16 sections gave the
-    best ``vmap`` throughput (64 was slower, 256 compiled for minutes).
-    """
-    return 2 if jax.default_backend() == "cpu" else 16
+__all__ = ["apply_mask", "as_row", "solve_continuous"]
 
 
 def as_row(x):
     """A scalar or ``(B,)`` bound as a ``(1, B)`` row (no implicit rank promotion)."""
     return jnp.reshape(x, (1, -1))
-
-
-def bracket_search(pred, lo, hi, dtype, sections: int):
-    """Narrow ``[lo, hi]`` around the point where ``pred`` turns false.
-
-    ``pred(t)`` maps a vector of points to booleans that are true on a prefix
-    of ``[lo, hi]`` (monotone). Each round evaluates ``sections - 1`` interior
-    points at once; the rounds are unrolled at trace time (no data-dependent
-    loop, one fused program per round), enough to shrink the bracket by
-    ``2**-32`` (float32) or ``2**-60`` (float64): the log-brackets used here
-    are at most ~2 log(1/eps) + 2 log(U) wide, so this reaches the dtype's
-    resolution.
-    """
-    bits = 60 if jnp.finfo(dtype).bits >= 64 else 32
-    K = max(2, int(sections))
-    rounds = -(-bits // (K.bit_length() - 1))  # ceil(bits / floor(log2 K))
-    frac = jnp.arange(1, K, dtype=dtype) / K
-    for _ in range(rounds):
-        t = lo + (hi - lo) * frac
-        cnt = jnp.sum(pred(t))
-        lo, hi = (
-            jnp.where(cnt > 0, t[jnp.maximum(cnt - 1, 0)], lo),
-            jnp.where(cnt < K - 1, t[jnp.minimum(cnt, K - 2)], hi),
-        )
-    return lo, hi
 
 
 def _n_of_lam(a, lam, L, U, estimator, sqrt_a=None):
@@ -102,7 +65,53 @@ def apply_mask(a, L, U, mask):
     )
 
 
-@functools.partial(jax.jit, static_argnames=("estimator", "sections"))
+def _bracket(a, Lf, Uf, estimator):
+    """``log lam`` where every prompt sits at ``L`` (hi) or at ``U`` (lo)."""
+    pos = a > 0
+    any_pos = jnp.any(pos)
+    lam_hi = jnp.max(jnp.where(pos, a * marginal(Lf, estimator), 0))
+    big = jnp.finfo(a.dtype).max
+    lam_lo = jnp.min(jnp.where(pos, a * marginal(Uf, estimator), big))
+    return (jnp.log(jnp.where(any_pos, lam_lo, 1)),
+            jnp.log(jnp.where(any_pos, lam_hi, 1)))
+
+
+def _polish_rloo(a, sqrt_a, lam, lo, hi, Cf, Lf, Uf):
+    """Closed-form ``lam`` on the active set at ``lam`` (RLOO only).
+
+    Interior prompts have ``n = 1 + sqrt(a / lam)``, so
+    ``sqrt(1/lam) = (C - fixed - |I|) / sum_I sqrt(a)``; kept only when it
+    falls inside the bracket (the active set was right).
+    """
+    dt = a.dtype
+    n_mid = _n_of_lam(a, lam, Lf, Uf, "rloo", sqrt_a)
+    interior = (a > 0) & (n_mid > Lf) & (n_mid < Uf)
+    fixed = jnp.sum(jnp.where(interior, 0, n_mid))
+    k = jnp.sum(interior).astype(dt)
+    sa = jnp.sum(jnp.where(interior, sqrt_a, 0))
+    inv_sqrt = (Cf - fixed - k) / jnp.where(sa > 0, sa, 1)
+    lam_polish = 1 / (inv_sqrt * inv_sqrt)
+    log_p = jnp.log(lam_polish)
+    ok = (sa > 0) & (inv_sqrt > 0) & (log_p >= lo - 1e-3) & (log_p <= hi + 1e-3)
+    return jnp.where(ok, lam_polish, lam)
+
+
+def _spread_excess(n, lam, a, valid, Cf, Lf, Uf, s_at_U):
+    """Budget that the ``a > 0`` prompts cannot absorb even at ``U``: spread
+    evenly over the ``a == 0`` prompts; the multiplier is then 0."""
+    dt = a.dtype
+    pos = a > 0
+    zero = valid & ~pos
+    n_zero = jnp.sum(zero).astype(dt)
+    excess = Cf - s_at_U
+    use = (excess > 0) & (n_zero > 0)
+    n_even = Lf + excess / jnp.maximum(n_zero, 1)
+    n = jnp.where(use, jnp.where(zero, n_even, jnp.where(pos, Uf, n)), n)
+    lam = jnp.where(use, 0, lam)
+    return n, jnp.where(jnp.any(pos), lam, 0)
+
+
+@functools.partial(jax.jit, static_argnames=("estimator", "sections", "unroll"))
 def solve_continuous(
     a: ArrayLike,
     C: ArrayLike,
@@ -112,6 +121,7 @@ def solve_continuous(
     estimator: str = "rloo",
     mask: ArrayLike | None = None,
     sections: int | None = None,
+    unroll: bool | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """KKT solution of the continuous relaxation of problem (5).
 
@@ -120,15 +130,16 @@ def solve_continuous(
 
     Args:
       a: ``a_q >= 0`` (any common scale; ``4 p (1 - p)`` in the paper).
-        Values below ``eps(dtype)**2 * max(a)`` count as 0 (so do subnormal
-        values on accelerators that flush them to zero).
+        Values below ``2**-46 * max(a)`` count as 0, in float32 and float64
+        alike (the integer solver uses the same cutoff).
       C, L, U: budget and bounds (may be traced). Assumes
         ``B*L <= C <= B*U``; :func:`solve` checks it.
       estimator: ``"rloo"`` or ``"drgrpo"`` (static).
       mask: optional ``bool[B]``; ``False`` marks padding, which gets 0.
       sections: grid points per search round (static): 2 is bisection; None
-        picks 2 on CPU and 64 on accelerators. The answer does not depend on
+        picks 2 on CPU and 16 on accelerators. The answer does not depend on
         it beyond rounding.
+      unroll: unroll the search rounds (static; None: on accelerators only).
 
     Returns:
       ``(n_continuous, lam)``.
@@ -138,31 +149,12 @@ def solve_continuous(
     valid = jnp.ones(a.shape, bool) if mask is None else jnp.asarray(mask, bool)
     a, L, U = apply_mask(a, L, U, mask)
     # The solution depends on a only up to scale: normalise so that the
-    # bracket below cannot underflow, and treat a_q < eps^2 max(a) as 0.
+    # bracket below cannot underflow (a_q < 2**-46 max(a) counts as 0).
     scale = jnp.max(a)
     scale = jnp.where(scale > 0, scale, 1)
-    a = a / scale
-    a = jnp.where(a >= jnp.finfo(dt).eps ** 2, a, 0)
-    Lf = jnp.asarray(L, dt)
-    Uf = jnp.asarray(U, dt)
-    Cf = jnp.asarray(C, dt)
-    pos = a > 0
-    big = jnp.finfo(dt).max
-    g_L = marginal(Lf, estimator)
-    g_U = marginal(Uf, estimator)
-    # Bracket: at lam_hi every prompt sits at L, at lam_lo every a>0 prompt at U.
-    lam_hi = jnp.max(jnp.where(pos, a * g_L, 0))
-    lam_lo = jnp.min(jnp.where(pos, a * g_U, big))
-    any_pos = jnp.any(pos)
-    lam_hi = jnp.where(any_pos, lam_hi, 1)
-    lam_lo = jnp.where(any_pos, lam_lo, 1)
-    lo = jnp.log(lam_lo)
-    hi = jnp.log(lam_hi)
-
-    sqrt_a = jnp.sqrt(jnp.where(pos, a, 1))
-
-    def S(lam):
-        return jnp.sum(_n_of_lam(a, lam, Lf, Uf, estimator, sqrt_a))
+    a = normalise_a(a, valid)
+    Lf, Uf, Cf = (jnp.asarray(x, dt) for x in (L, U, C))
+    sqrt_a = jnp.sqrt(jnp.where(a > 0, a, 1))
 
     def S_at_least_C(t):  # S is non-increasing in lam = exp(t)
         lam = jnp.exp(t)[:, None]
@@ -170,35 +162,15 @@ def solve_continuous(
                       sqrt_a[None, :])
         return jnp.sum(n, axis=1) >= Cf
 
-    if sections is None:
-        sections = default_sections()
+    lo, hi = _bracket(a, Lf, Uf, estimator)
     # Invariant: S(exp(lo)) >= C >= S(exp(hi)).
-    lo, hi = bracket_search(S_at_least_C, lo, hi, dt, sections)
+    lo, hi = bracket_search(S_at_least_C, lo, hi, dt,
+                            sections or default_sections(), unroll)
     lam = jnp.exp(0.5 * (lo + hi))
     if estimator == "rloo":
-        # Closed-form polish on the active set at lam: interior prompts have
-        # n = 1 + sqrt(a / lam), so sqrt(1/lam) = (C - fixed - |I|) / sum sqrt(a_I).
-        n_mid = _n_of_lam(a, lam, Lf, Uf, estimator, sqrt_a)
-        interior = pos & (n_mid > Lf) & (n_mid < Uf)
-        fixed = jnp.sum(jnp.where(interior, 0, n_mid))
-        k = jnp.sum(interior).astype(dt)
-        sa = jnp.sum(jnp.where(interior, sqrt_a, 0))
-        inv_sqrt = (Cf - fixed - k) / jnp.where(sa > 0, sa, 1)
-        lam_polish = 1 / (inv_sqrt * inv_sqrt)
-        ok = (sa > 0) & (inv_sqrt > 0) & (jnp.log(lam_polish) >= lo - 1e-3) & (
-            jnp.log(lam_polish) <= hi + 1e-3
-        )
-        lam = jnp.where(ok, lam_polish, lam)
+        lam = _polish_rloo(a, sqrt_a, lam, lo, hi, Cf, Lf, Uf)
     n = _n_of_lam(a, lam, Lf, Uf, estimator, sqrt_a)
-    # Excess budget that prompts with a > 0 cannot absorb (all at U): spread
-    # evenly over a == 0 prompts; the multiplier is then 0.
-    s_lo = S(lam_lo)
-    zero = valid & ~pos
-    n_zero = jnp.sum(zero).astype(dt)
-    excess = Cf - s_lo
-    use_excess = (excess > 0) & (n_zero > 0)
-    n_even = Lf + excess / jnp.maximum(n_zero, 1)
-    n = jnp.where(use_excess, jnp.where(zero, n_even, jnp.where(pos, Uf, n)), n)
-    lam = jnp.where(use_excess, 0, lam)
-    lam = jnp.where(any_pos, lam, 0)
+    s_at_U = jnp.sum(_n_of_lam(a, jnp.exp(_bracket(a, Lf, Uf, estimator)[0]),
+                               Lf, Uf, estimator, sqrt_a))
+    n, lam = _spread_excess(n, lam, a, valid, Cf, Lf, Uf, s_at_U)
     return n, lam * scale

@@ -2,8 +2,9 @@ r"""Heuristic baselines (App. C.1 of the VIP paper) and the uniform split.
 
 Each heuristic gives prompt ``q`` a weight ``w_q``, scales the weights to the
 budget inside the bounds, ``x_q = clip(s w_q, L, U)`` with ``sum_q x_q = C``
-(water-filling over the scale ``s``), and rounds by largest remainder to
-integers summing to ``C``:
+(water-filling over the scale ``s``, a fixed-length search), and rounds to
+the nearest integers summing to ``C`` (largest remainder, by a threshold and
+one prefix sum; no data-dependent loop):
 
 * uniform: ``w_q = 1`` (``C // B`` each, the remainder to the lowest indices);
 * inverse accuracy: ``w_q = 1 - p_q + eps``;
@@ -15,20 +16,19 @@ Learning with Verifiable Rewards", App. C.1.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
 from vipcore._src._padding import pad_to_bucket
-from vipcore._src.allocation.continuous import (
-    apply_mask,
-    as_row,
-    bracket_search,
-    default_sections,
-)
-from vipcore._src.allocation.rounding import fix_budget
+from vipcore._src.allocation.continuous import apply_mask, as_row
+from vipcore._src.allocation.rounding import round_to_targets
+from vipcore._src.allocation.search import bracket_search
 from vipcore._src.allocation.status import check_allocation_args
+from vipcore._src.allocation.threshold import default_sections
 
 __all__ = [
     "allocate_uniform",
@@ -37,42 +37,47 @@ __all__ = [
 ]
 
 
-@jax.jit
-def _scale_to_budget(w, C, L, U, mask):
-    """``clip(s w, L, U)`` with the scale ``s`` such that the sum is ``C``."""
-    dt = w.dtype
-    Cf = jnp.asarray(C, dt)
-    lo = jnp.log(jnp.asarray(L, dt) / jnp.max(jnp.where(mask, w, 0)))  # all at L
-    hi = jnp.log(jnp.asarray(U, dt) / jnp.min(jnp.where(mask, w, jnp.inf)))  # at U
-    _, L, U = apply_mask(w, L, U, mask)
-    Lf, Uf = jnp.asarray(L, dt), jnp.asarray(U, dt)
+@functools.partial(jax.jit, static_argnames=("unroll",))
+def _scale_and_round(log_w, C, L, U, mask, unroll=None):
+    """``x = clip(s w, L, U)`` with ``sum(x) = C``, then the nearest integers.
+
+    Works with ``log w`` (normalised to a maximum of 0), so weights that
+    differ by hundreds of orders of magnitude stay finite in float32.
+    """
+    dt = log_w.dtype
+    B = jnp.sum(mask).astype(jnp.int32)
+    U = jnp.minimum(U, C - (B - 1) * L)  # no allocation can exceed it
+    _, Lq, Uq = apply_mask(log_w, L, U, mask)
+    Lf, Uf, Cf = (jnp.asarray(v, dt) for v in (Lq, Uq, C))
+    lw = jnp.where(mask, log_w, 0)
+    lo = jnp.log(jnp.asarray(L, dt))  # max(lw) = 0: everyone at L
+    hi = jnp.log(jnp.asarray(U, dt)) - jnp.min(jnp.where(mask, lw, 0))  # at U
 
     def S_at_most_C(t):  # S is non-decreasing in the scale exp(t)
-        x = jnp.clip(jnp.exp(t)[:, None] * w[None, :], as_row(Lf), as_row(Uf))
+        x = jnp.clip(jnp.exp(t[:, None] + as_row(lw)), as_row(Lf), as_row(Uf))
         return jnp.sum(x, axis=1) <= Cf
 
-    lo, hi = bracket_search(S_at_most_C, lo, hi, dt, default_sections())
-    x = jnp.clip(jnp.exp(0.5 * (lo + hi)) * w, Lf, Uf)
-    n = jnp.clip(jnp.floor(x).astype(jnp.int32), L, U)
-    return fix_budget(
-        n, jnp.asarray(C, jnp.int32), jnp.asarray(L, jnp.int32),
-        jnp.asarray(U, jnp.int32),
-        lambda m: x - m,           # furthest below target first
-        lambda m: x - m + 1,       # furthest above target first
-    )
+    lo, hi = bracket_search(S_at_most_C, lo, hi, dt, default_sections(), unroll)
+    x = jnp.clip(jnp.exp(0.5 * (lo + hi) + lw), Lf, Uf)
+    return round_to_targets(x, C, Lq, Uq, mask, unroll=unroll)
 
 
-def _heuristic(p_hat, C, L, U, weights_fn):
+def _heuristic(p_hat, C, L, U, log_weights):
     p, C, L, U = check_allocation_args(p_hat, C, L, U, None)
-    pp, mask = pad_to_bucket(p, fill=0.5)
-    n = _scale_to_budget(weights_fn(jnp.asarray(pp)), C, L, U, mask)
+    with np.errstate(all="ignore"):
+        lw = log_weights(p.astype(np.float64))
+    lw = (lw - lw.max()).astype(p.dtype)
+    padded, mask = pad_to_bucket(lw, fill=0.0)
+    n = _scale_and_round(jnp.asarray(padded), C, L, U, mask)
     return np.asarray(n)[: p.shape[0]].astype(np.int64)
 
 
 def _check_eps(eps):
-    if not (isinstance(eps, int | float | np.floating | np.integer)
-            and not isinstance(eps, bool) and 0 < eps < np.inf):
-        raise ValueError(f"eps must be > 0 and finite; got {eps!r}")
+    if (isinstance(eps, bool | np.bool_)
+            or not isinstance(eps, int | float | np.floating | np.integer)
+            or not 0 < eps < np.inf):
+        raise ValueError(f"eps must be a number > 0 and finite; got {eps!r}")
+    return float(eps)
 
 
 def allocate_uniform(p_hat: ArrayLike, C: int, L: int, U: int) -> np.ndarray:
@@ -81,7 +86,7 @@ def allocate_uniform(p_hat: ArrayLike, C: int, L: int, U: int) -> np.ndarray:
     >>> allocate_uniform([0.5, 0.9, 0.99], 10, 2, 8).tolist()
     [4, 3, 3]
     """
-    return _heuristic(p_hat, C, L, U, jnp.ones_like)
+    return _heuristic(p_hat, C, L, U, np.zeros_like)
 
 
 def allocate_inverse_accuracy(
@@ -91,9 +96,12 @@ def allocate_inverse_accuracy(
 
     ``acc_q = p_hat_q``; weights are scaled to the budget within ``[L, U]``
     and rounded by largest remainder to integers summing to ``C``.
+
+    >>> allocate_inverse_accuracy([0.1, 0.5, 0.9], 24, 2, 16).tolist()
+    [14, 8, 2]
     """
-    _check_eps(eps)
-    return _heuristic(p_hat, C, L, U, lambda p: 1 - p + eps)
+    eps = _check_eps(eps)
+    return _heuristic(p_hat, C, L, U, lambda p: np.log(1 - p + eps))
 
 
 def allocate_inverse_variance(
@@ -104,5 +112,5 @@ def allocate_inverse_variance(
     ``sigma_q^2 = p_q (1 - p_q)`` (the 0/1 reward variance); scaled and rounded
     as :func:`allocate_inverse_accuracy`.
     """
-    _check_eps(eps)
-    return _heuristic(p_hat, C, L, U, lambda p: 1 / (p * (1 - p) + eps))
+    eps = _check_eps(eps)
+    return _heuristic(p_hat, C, L, U, lambda p: -np.log(p * (1 - p) + eps))

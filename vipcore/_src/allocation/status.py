@@ -11,6 +11,7 @@ first rule an input violates decides the code (traced) or the message
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -24,6 +25,7 @@ __all__ = [
     "RULES",
     "traced_status",
     "check_allocation_args",
+    "traced_scalar",
 ]
 
 #: Largest budget or bound the solver represents (its counts are ``int32``).
@@ -45,8 +47,8 @@ class AllocationStatus(enum.IntEnum):
     OK = 0
     #: ``C < B*L`` or ``C > B*U``: no integer allocation satisfies the bounds.
     INFEASIBLE = 1
-    #: ``L`` or ``U`` is not an integer in range, ``L > U``, or ``L`` is below
-    #: the estimator's minimum (:data:`MIN_LOWER`).
+    #: ``L`` is not an integer in ``[MIN_LOWER[estimator], 2**31)``, or ``U``
+    #: is not an integer ``>= L`` (any size: ``U`` above ``C`` changes nothing).
     BAD_BOUNDS = 2
     #: some ``p_hat`` is NaN or outside [0, 1].
     BAD_P = 3
@@ -63,7 +65,8 @@ _MESSAGES = {
     AllocationStatus.OK: "ok",
     AllocationStatus.INFEASIBLE: "the budget C lies outside [B*L, B*U]",
     AllocationStatus.BAD_BOUNDS: (
-        "L and U must be integers with MIN_LOWER[estimator] <= L <= U < 2**31"
+        "L and U must be integers with MIN_LOWER[estimator] <= L < 2**31 and "
+        "U >= L"
     ),
     AllocationStatus.BAD_P: "p_hat must lie in [0, 1] and contain no NaN",
     AllocationStatus.BAD_BUDGET: "C must be a finite integer in [0, 2**31)",
@@ -71,7 +74,11 @@ _MESSAGES = {
 
 
 class _Args(NamedTuple):
-    """What the rules see: arrays under ``jit``, NumPy/Python values eagerly."""
+    """What the rules see: arrays under ``jit``, NumPy/Python values eagerly.
+
+    ``shown`` holds the values as the user passed them, for messages (a
+    400-digit integer is compared as ``inf`` but named by its digits).
+    """
 
     p: Any
     valid: Any
@@ -80,11 +87,20 @@ class _Args(NamedTuple):
     L: Any
     U: Any
     estimator: str | None
+    shown: dict | None = None
+
+    def show(self, name: str) -> str:
+        return (self.shown or {}).get(name) or repr(getattr(self, name))
+
+
+def _is_integer(xp, x):
+    """``x`` is a finite integer value (exact for ints and floats)."""
+    return xp.isfinite(x) & (xp.floor(x) == x)
 
 
 def _is_int32(xp, x):
-    """``x`` is a finite integer in ``[0, 2**31)`` (exact for ints and floats)."""
-    return xp.isfinite(x) & (xp.floor(x) == x) & (x >= 0) & (x <= INT32_MAX)
+    """``x`` is a finite integer in ``[0, 2**31)``."""
+    return _is_integer(xp, x) & (x >= 0) & (x <= INT32_MAX)
 
 
 def _bad_p(xp, a: _Args):
@@ -101,14 +117,16 @@ def _bad_lower(xp, a: _Args):
 
 
 def _bad_upper(xp, a: _Args):
-    return ~_is_int32(xp, a.U) | (a.U < a.L)
+    return ~_is_integer(xp, a.U) | (a.U < a.L)
 
 
 def _infeasible(xp, a: _Args):
     # C < B L  <=>  C // B < L, and C > B U  <=>  ceil(C / B) > U, for B > 0:
     # no product that could overflow int32 under jit, exact for integers.
+    # No real prompt (all masked): only C = 0 is feasible.
     B = xp.maximum(a.B, 1)
-    return (a.C // B < a.L) | (-(-a.C // B) > a.U)
+    return ((a.C // B < a.L) | (-(-a.C // B) > a.U)) & (a.B > 0) | (
+        (a.B == 0) & (a.C != 0))
 
 
 def _explain_p(a: _Args) -> str:
@@ -121,28 +139,29 @@ def _explain_p(a: _Args) -> str:
 
 
 def _explain_budget(a: _Args) -> str:
-    return f"C must be an integer in [0, 2**31); got C={a.C!r}"
+    return f"C must be an integer in [0, 2**31); got C={a.show('C')}"
 
 
 def _explain_lower(a: _Args) -> str:
     lo = MIN_LOWER[a.estimator]
     if not _is_int32(np, np.float64(a.L)):
-        return f"L must be an integer in [{lo}, 2**31); got L={a.L!r}"
+        return f"L must be an integer in [{lo}, 2**31); got L={a.show('L')}"
     why = (f" for estimator {a.estimator!r} (its objective is convex only there)"
            if a.estimator else "")
-    return f"L must be >= {lo}{why}; got L={a.L!r}"
+    return f"L must be >= {lo}{why}; got L={a.show('L')}"
 
 
 def _explain_upper(a: _Args) -> str:
-    if not _is_int32(np, np.float64(a.U)):
-        return f"U must be an integer in [L, 2**31); got U={a.U!r}"
-    return f"L must be <= U; got L={a.L!r} > U={a.U!r}"
+    if not _is_integer(np, np.float64(a.U)):
+        return f"U must be an integer >= L; got U={a.show('U')}"
+    return f"L must be <= U; got L={a.show('L')} > U={a.show('U')}"
 
 
 def _explain_infeasible(a: _Args) -> str:
+    hi = a.B * int(a.U)
     return (
-        f"C={a.C} is infeasible for B={a.B} prompts with L={a.L}, U={a.U}: "
-        f"C must lie in [B*L, B*U] = [{a.B * a.L}, {a.B * a.U}]"
+        f"C={a.show('C')} is infeasible for B={a.B} prompts with L={a.show('L')}, "
+        f"U={a.show('U')}: C must lie in [B*L, B*U] = [{a.B * int(a.L)}, {hi}]"
     )
 
 
@@ -176,20 +195,41 @@ def traced_status(p, valid, C, L, U, estimator: str | None):
     return status
 
 
-def _eager_scalar(name: str, x: Any) -> int | float:
-    """A Python number for an eager budget or bound (bool and text refused)."""
+def _shown(x: Any) -> str:
+    """``repr(x)``, with long integers shortened to their ends and length."""
+    text = repr(x)
+    if isinstance(x, int) and len(text) > 24:
+        digits = len(text.lstrip("-"))
+        return f"{text[:10]}...{text[-4:]} ({digits} digits)"
+    return text
+
+
+def _eager_scalar(name: str, x: Any) -> tuple[int | float, str]:
+    """``(value for the rules, text for messages)`` of a budget or bound.
+
+    Bools and text are refused. Integers beyond 2**53 become ``+-inf`` (``C``
+    and ``L``: out of range whatever their digits) or ``2**53`` (``U``: a
+    larger upper bound allows nothing more), so the rules' arithmetic stays
+    exact and no conversion can overflow.
+    """
     if isinstance(x, bool | np.bool_) or isinstance(x, str | bytes):
         raise ValueError(f"{name} must be an integer; got {x!r}")
-    arr = np.asarray(x) if not isinstance(x, int) else None
-    if arr is not None:
+    if not isinstance(x, int | float):
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an integer; got {x!r}") from None
         if arr.shape != () or arr.dtype.kind not in "iuf":
             raise ValueError(f"{name} must be an integer; got {x!r}")
         x = arr.item()
+    shown = _shown(x)
     if isinstance(x, int) and abs(x) > 2**53:
-        return float(x)  # far out of range; keeps the rules' arithmetic exact
-    if isinstance(x, float) and x.is_integer():
-        return int(x)
-    return x
+        if name == "U" and x > 0:
+            return 2**53, shown
+        return (float("inf") if x > 0 else float("-inf")), shown
+    if isinstance(x, float) and x.is_integer() and abs(x) <= 2**53:
+        return int(x), shown
+    return x, shown
 
 
 def check_allocation_args(p_hat, C, L, U, estimator: str | None):
@@ -197,8 +237,9 @@ def check_allocation_args(p_hat, C, L, U, estimator: str | None):
 
     ``p`` is the input as a NumPy floating array in its own precision
     (validated before any cast, so ``1 + 1e-9`` is refused, not rounded to 1);
-    ``C``, ``L`` and ``U`` are Python ints. Raises ``ValueError`` naming the
-    argument and the valid range.
+    ``C``, ``L`` and ``U`` are Python ints, ``U`` capped at ``2**31 - 1``
+    (no allocation can use more, since ``C < 2**31``). Raises ``ValueError``
+    naming the argument and the valid range.
     """
     from vipcore._src._checks import as_numpy_float
 
@@ -207,12 +248,44 @@ def check_allocation_args(p_hat, C, L, U, estimator: str | None):
         raise ValueError(f"p_hat must be one-dimensional (B,); got shape {p.shape}")
     if p.shape[0] == 0:
         raise ValueError("p_hat is empty: the batch needs at least one prompt")
-    C, L, U = (_eager_scalar(n, v) for n, v in (("C", C), ("L", L), ("U", U)))
-    a = _Args(p, np.ones(p.shape, bool), p.shape[0], C, L, U, estimator)
+    (C, sC), (L, sL), (U, sU) = (
+        _eager_scalar(n, v) for n, v in (("C", C), ("L", L), ("U", U)))
+    a = _Args(p, np.ones(p.shape, bool), p.shape[0], C, L, U, estimator,
+              {"C": sC, "L": sL, "U": sU})
     for rule in RULES:
         if rule.violated(np, a):
             raise ValueError(rule.explain(a))
-    return p, int(C), int(L), int(U)
+    return p, int(C), int(L), int(min(U, INT32_MAX))
+
+
+def traced_scalar(name: str, x: Any) -> Any:
+    """A budget or bound for :func:`vipcore.solve_allocation`, ready for ``jit``.
+
+    Static facts raise ``ValueError`` naming the argument: it must be a real
+    number of shape ``()`` (a Python or NumPy number, or a JAX scalar, traced
+    or not; no bool, text or sequence). Value facts become status codes: a
+    concrete integer the solver's ``int32`` cannot hold is replaced by an
+    equivalent value (``U``: capped) or one its rule refuses, where JAX would
+    otherwise wrap ``np.int64(2**32 + 32)`` to 32 or raise ``OverflowError``.
+    """
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and hasattr(x, "shape"):  # NumPy or JAX, maybe traced
+        if x.shape != () or np.dtype(dtype).kind not in "iuf":
+            raise ValueError(f"{name} must be a real number (a scalar); got "
+                             f"{np.dtype(dtype).name} of shape {x.shape}")
+        if isinstance(x, np.ndarray | np.generic):
+            x = x.item()
+        else:
+            return x  # a JAX scalar: its dtype already fits
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise ValueError(f"{name} must be a real number; got {x!r}")
+    if isinstance(x, float) and not (math.isfinite(x) and x.is_integer()):
+        return x  # NaN, inf or a fraction: its rule refuses it, in any dtype
+    if 0 <= x <= INT32_MAX:
+        return x
+    if name == "U" and x > 0:
+        return INT32_MAX
+    return float("inf") if x > 0 else float("-inf")
 
 
 def describe(status: Any) -> str:

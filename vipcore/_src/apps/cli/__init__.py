@@ -1,7 +1,10 @@
 """The ``vipcore`` command line: one module per subcommand.
 
 Each module in :data:`COMMANDS` defines ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args) -> int``. Errors in user input
+``add_arguments(parser)`` and ``run(args) -> int``, and may define
+``process_setup()``, run only when ``vipcore`` runs as a program (not when
+:func:`main` is called from Python with ``argv``), for settings that belong
+to the process (such as JAX's compilation cache). Errors in user input
 (``ValueError``, missing files) become one line on stderr and exit code 2,
 with no traceback; set ``VIPCORE_DEBUG=1`` to see the traceback.
 """
@@ -59,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    setup = getattr(mods[args.command], "process_setup", None)
+    if argv is None and setup is not None:  # a real command-line process only
+        setup()
     try:
         return int(mods[args.command].run(args) or 0)
     except BrokenPipeError:
