@@ -16,10 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-from helpers import assert_allclose
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import assert_allclose
 from vipcore._src import montecarlo as mc
 from vipcore._src.apps.verify.report import bonferroni_z
 from vipcore._src.variance import advantages, gradient_variance
@@ -308,12 +308,16 @@ def test_estimate_variance_matches_numpy():
     m4 = scipy.stats.moment(x, 4, axis=-1)
     se = np.sqrt((m4 - (m - 3) / (m - 1) * s2**2) / m)
     assert_allclose(est.se, se, dtype=np.float32, rtol=1e-4)
-    # the section's float64 twin agrees
-    from vipcore._src.apps.verify.variance import _estimate
-
-    v, s, mu, mse = _estimate(x[0])
-    assert (v, s, mu) == pytest.approx((s2[0], se[0], x[0].mean()), rel=1e-12)
-    assert mse == pytest.approx(math.sqrt(s2[0] / m), rel=1e-12)
+    # float64 NumPy input is reduced in NumPy float64, whatever the x64 flag
+    e64 = mc.estimate_variance(x[0])
+    assert all(type(getattr(e64, f)) is np.float64
+               for f in ("var", "se", "mean", "mean_se"))
+    assert (e64.var, e64.se, e64.mean) == pytest.approx(
+        (s2[0], se[0], x[0].mean()), rel=1e-12)
+    assert e64.mean_se == pytest.approx(math.sqrt(s2[0] / m), rel=1e-12)
+    both = mc.estimate_variance(x, axis=-1)
+    np.testing.assert_allclose(both.var, s2, rtol=1e-12)
+    assert both.var.dtype == np.float64 and isinstance(both.var, np.ndarray)
 
 
 @pytest.mark.parametrize("z_dist", ["normal", "student_t"])
