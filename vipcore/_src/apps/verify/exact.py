@@ -129,9 +129,9 @@ def _advantage_rows(vc, rng, dtypes) -> list[Check]:
 def _formula_rows(vc, mc) -> list[Check]:
     """Props 4.2/4.3, E.1/E.2, GRPO and the correlated moments, float64."""
     rows = []
-    g = _worst(((vc.gradient_variance(np.float64(p), n, est, 1.7),
+    g = _worst((vc.gradient_variance(np.float64(p), n, est, 1.7),
                  O.exact_gradient_moments(p, n, est, z_var=1.7)[1],
-                 f"{est} p={p} n={n}") for est in _EST for p in _P for n in _N))
+                 f"{est} p={p} n={n}") for est in _EST for p in _P for n in _N)
     rows.append(exact_check("gradient_variance (Props 4.2/4.3) vs exact enumeration",
                             g, F64_TOL, note="sigma_Z^2=1.7, p in [0, 1], n <= 32"))
     dists = (((0.0, 0.5, 1.0), (0.2, 0.5, 0.3)), ((-1.0, 0.3, 2.0), (0.5, 0.25, 0.25)))
