@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (snippets are quoted exactly as they appear in the source)
 """The catalogue of realistic one-line mutations of the numerical core.
 
 Each :class:`Mutant` is ``(id, file, original, replacement, description)``

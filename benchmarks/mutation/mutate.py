@@ -5,8 +5,8 @@ Usage (from the repository root)::
 
     python benchmarks/mutation/mutate.py --check            # catalogue only, seconds
     python benchmarks/mutation/mutate.py                    # tests, every mutant
-    python benchmarks/mutation/mutate.py --verify           # + vipcore verify (default
-                                                            #   mode) on verify-area mutants
+    python benchmarks/mutation/mutate.py --verify           # + vipcore verify
+                                                            #   (default mode)
     python benchmarks/mutation/mutate.py --only variance.rloo_factor_1_over_n
 
 Each entry of :data:`catalogue.MUTANTS` names a file, an exact original snippet,
@@ -140,23 +140,26 @@ def pytest_cmd(tests: list[str]) -> list[str]:
             "-p", "no:cacheprovider", *tests]
 
 
-def verify_cmd(sections: tuple[str, ...], out: Path) -> list[str]:
+def verify_cmd(sections: tuple[str, ...], out: Path, mode: str = "default"
+               ) -> list[str]:
+    extra = [] if mode == "default" else [f"--{mode}"]
     return [sys.executable, "-m", "vipcore", "verify", "--only", ",".join(sections),
-            "--out", str(out)]
+            "--out", str(out), *extra]
 
 
 def baseline(mutants, copy: Path, args) -> dict:
     """The unmutated copy must pass every test set and verify section used."""
     res = {}
-    for tests in sorted({tuple(tests_of(m)) for m in mutants}):
+    for tests in ([] if args.tests_off else sorted({tuple(tests_of(m))
+                                                     for m in mutants})):
         r = run(pytest_cmd(list(tests)), copy, args.timeout * 3)
         res[" ".join(tests)] = r
         if r["rc"] != 0:
             raise SystemExit(f"baseline tests fail unmutated: {tests}\n{r['tail']}")
     if args.verify:
         secs = sorted({s for m in mutants for s in sections_of(m)})
-        r = run(verify_cmd(tuple(secs), copy / "_verify_baseline"), copy,
-                args.verify_timeout * 3)
+        r = run(verify_cmd(tuple(secs), copy / "_verify_baseline", args.verify_mode),
+                copy, args.verify_timeout * 3)
         res["verify " + ",".join(secs)] = r
         if r["rc"] != 0:
             raise SystemExit(f"baseline verify fails unmutated\n{r['tail']}")
@@ -172,13 +175,17 @@ def mutate_one(m: Mutant, copy: Path, args) -> dict:
     try:
         out = {"id": m.id, "file": m.file, "area": m.area,
                "description": m.description}
-        out["tests"] = run(pytest_cmd(tests_of(m)), copy, args.timeout)
-        out["tests"]["killed"] = out["tests"]["rc"] != 0
+        if args.tests_off:
+            out["tests"] = {"rc": None, "seconds": 0.0, "tail": "", "killed": None}
+        else:
+            out["tests"] = run(pytest_cmd(tests_of(m)), copy, args.timeout)
+            out["tests"]["killed"] = out["tests"]["rc"] != 0
         secs = sections_of(m)
         if args.verify and secs:
             vo = copy / "_verify_mutant"
             shutil.rmtree(vo, ignore_errors=True)
-            out["verify"] = run(verify_cmd(secs, vo), copy, args.verify_timeout)
+            out["verify"] = run(verify_cmd(secs, vo, args.verify_mode), copy,
+                                args.verify_timeout)
             out["verify"]["killed"] = out["verify"]["rc"] != 0
             out["verify"]["sections"] = list(secs)
         return out
@@ -197,21 +204,23 @@ def summarise(results: list[dict], mutants, args, base, t0) -> dict:
     vsurv = [{"id": r["id"], "description": r["description"],
               "reason": by_id[r["id"]].verify_survives or "verify does not detect it"}
              for r in varea if args.verify and not r.get("verify", {}).get("killed")]
+    on = not args.tests_off
     return {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "mutants": len(results),
-        "killed": len(killed),
-        "kill_rate": round(len(killed) / max(len(results), 1), 4),
+        "killed": len(killed) if on else None,
+        "kill_rate": round(len(killed) / max(len(results), 1), 4) if on else None,
         "verify_area": len(varea),
         "verify_killed": len(vkilled) if args.verify else None,
         "verify_kill_rate": (round(len(vkilled) / max(len(varea), 1), 4)
                              if args.verify else None),
-        "survivors": survivors,
+        "survivors": survivors if on else None,
         "verify_survivors": vsurv if args.verify else None,
         "by_area": {a: {"mutants": sum(r["area"] == a for r in results),
                         "killed": sum(r["area"] == a for r in killed)}
                     for a in AREAS},
         "settings": {"timeout_s": args.timeout, "verify": args.verify,
+                     "verify_mode": args.verify_mode, "tests": not args.tests_off,
                      "verify_timeout_s": args.verify_timeout},
         "machine": {"platform": platform.platform(), "python":
                     platform.python_version(), "cpu_count": os.cpu_count(),
@@ -229,6 +238,10 @@ def main(argv=None) -> int:
     ap.add_argument("--verify", action="store_true",
                     help="also run vipcore verify (default mode) on verify-area "
                          "mutants")
+    ap.add_argument("--verify-mode", choices=("default", "quick"), default="default",
+                    help="verify mode for --verify (default: default)")
+    ap.add_argument("--tests-off", action="store_true",
+                    help="skip the tests (with --verify: verify only)")
     ap.add_argument("--only", default=None,
                     help="comma-separated mutant ids or areas")
     ap.add_argument("--timeout", type=float, default=600,
@@ -243,6 +256,11 @@ def main(argv=None) -> int:
         print("mutation catalogue is stale:\n  " + "\n  ".join(bad), file=sys.stderr)
         return 2
     mutants = list(MUTANTS)
+    if args.tests_off and not args.verify:
+        print("--tests-off needs --verify", file=sys.stderr)
+        return 2
+    if args.tests_off:
+        mutants = [m for m in mutants if sections_of(m)]
     if args.only:
         want = set(args.only.split(","))
         mutants = [m for m in mutants if m.id in want or m.area in want]
@@ -262,18 +280,20 @@ def main(argv=None) -> int:
             r = mutate_one(m, copy, args)
             results.append(r)
             v = r.get("verify", {})
+            t = r["tests"]["killed"]
             print(f"[{i}/{len(mutants)}] {m.id}: tests "
-                  f"{'killed' if r['tests']['killed'] else 'SURVIVED'} "
+                  f"{'off' if t is None else 'killed' if t else 'SURVIVED'} "
                   f"({r['tests']['seconds']} s)"
                   + (f", verify {'killed' if v['killed'] else 'SURVIVED'} "
                      f"({v['seconds']} s)" if v else ""), flush=True)
     report = summarise(results, mutants, args, base, t0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"{report['killed']}/{report['mutants']} killed by the tests"
-          + (f"; {report['verify_killed']}/{report['verify_area']} verify-area "
-             "mutants killed by vipcore verify" if args.verify else "")
-          + f"; report in {args.out}")
+    head = (f"{report['killed']}/{report['mutants']} killed by the tests"
+            if report["killed"] is not None else f"{report['mutants']} mutants")
+    tail = (f"; {report['verify_killed']}/{report['verify_area']} verify-area "
+            "mutants killed by vipcore verify" if args.verify else "")
+    print(f"{head}{tail}; report in {args.out}")
     return 0
 
 
