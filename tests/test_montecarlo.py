@@ -19,20 +19,12 @@ import scipy.stats
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.helpers import assert_allclose
+from tests.helpers import assert_allclose, z_ok, zstar
 from vipcore._src import montecarlo as mc
-from vipcore._src.apps.verify.report import bonferroni_z
 from vipcore._src.variance import advantages, gradient_variance
 
-FWER = 1e-6
 #: One (n, trials) shape for most sampler tests, so they share compilations.
 N, T = 8, 2000
-
-
-def z_ok(emp, theory, se, m):
-    """|z| below the Bonferroni threshold for m checks at FWER."""
-    z = (np.asarray(emp) - np.asarray(theory)) / np.asarray(se)
-    return np.abs(z) <= bonferroni_z(FWER, m), z
 
 
 # ---------------------------------------------------------------------------
@@ -407,7 +399,7 @@ def test_standard_error_is_calibrated(z_dist):
     R2, M2 = 4000, 2000
     big = mc.estimate_variance(draw((R2, M2)), axis=-1)  # float64 NumPy
     cover = float(np.mean(np.abs(big.var - sigma2) <= 1.96 * big.se))
-    margin = bonferroni_z(FWER, 3) * math.sqrt(0.95 * 0.05 / R2) + 0.005
+    margin = zstar(3) * math.sqrt(0.95 * 0.05 / R2) + 0.005
     assert abs(cover - 0.95) <= margin, (cover, margin)
 
 

@@ -26,6 +26,7 @@ import scipy.stats as ss
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import FWER, zstar
 from vipcore import stats as S
 from vipcore._src.apps.verify.stats_sim import TESTS, simulate_pvalues
 from vipcore._src.stats.distributions import (
@@ -35,17 +36,12 @@ from vipcore._src.stats.distributions import (
     t_sf_two_sided,
 )
 
-FAIL_RATE = 1e-6
+FAIL_RATE = FWER
 #: (rtol, atol) for p-values and statistics vs a float64 scipy oracle on the
 #: same (dtype-rounded) data. float32: jax's float32 betainc/gammaincc lose up
 #: to ~1e-4 relative at small df (measured; see stats_dist) and statistics are
 #: rounded to ~1e-6, amplified by the tail's condition number.
 TOL = {np.dtype(np.float64): (1e-6, 1e-12), np.dtype(np.float32): (2e-3, 1e-5)}
-
-
-def zstar(m: int) -> float:
-    """Two-sided Bonferroni z for ``m`` checks at :data:`FAIL_RATE`."""
-    return NormalDist().inv_cdf(1 - FAIL_RATE / (2 * m))
 
 
 def close(actual, desired, dtype):

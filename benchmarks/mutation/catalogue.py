@@ -28,23 +28,23 @@ _PL = "vipcore/_src/planner.py"
 
 #: Per area: the fast test files that guard it, and the verify sections.
 AREAS = {
-    "variance": {"tests": ("tests/test_variance.py", "tests/test_proofs_variance.py",
+    "variance": {"tests": ("tests/test_proofs_variance.py", "tests/test_variance.py",
                            "tests/test_montecarlo.py"),
                  "verify": ("variance",)},
     "montecarlo": {"tests": ("tests/test_montecarlo.py",
                              "tests/test_verify_variance.py"),
                    "verify": ("variance",)},
-    "stats": {"tests": ("tests/test_stats.py", "tests/test_verify_exact.py"),
+    "stats": {"tests": ("tests/test_verify_exact.py", "tests/test_stats.py"),
               "verify": ("stats",)},
-    "allocation": {"tests": ("tests/test_allocation.py",
-                             "tests/test_proofs_allocation.py"),
+    "allocation": {"tests": ("tests/test_proofs_allocation.py",
+                             "tests/test_allocation.py"),
                    "verify": ("variance",)},
-    "predict": {"tests": ("tests/test_gp.py", "tests/test_predictors.py",
-                          "tests/test_proofs_predict.py"),
+    "predict": {"tests": ("tests/test_proofs_predict.py", "tests/test_gp.py",
+                          "tests/test_predictors.py"),
                 "verify": ("prediction",)},
-    "sweep": {"tests": ("tests/test_sweep.py", "tests/test_proofs_sweep.py"),
+    "sweep": {"tests": ("tests/test_proofs_sweep.py", "tests/test_sweep.py"),
               "verify": ("sweep",)},
-    "planner": {"tests": ("tests/test_planner.py", "tests/test_proofs_predict.py"),
+    "planner": {"tests": ("tests/test_proofs_predict.py", "tests/test_planner.py"),
                 "verify": ()},
 }
 

@@ -193,7 +193,8 @@ def mutate_one(m: Mutant, copy: Path, args) -> dict:
         path.write_text(original)
 
 
-def summarise(results: list[dict], mutants, args, base, t0) -> dict:
+def summarise(results: list[dict], mutants, args, base, t0, partial=False
+              ) -> dict:
     by_id = {m.id: m for m in mutants}
     killed = [r for r in results if r["tests"]["killed"]]
     varea = [r for r in results if sections_of(by_id[r["id"]])]
@@ -206,7 +207,9 @@ def summarise(results: list[dict], mutants, args, base, t0) -> dict:
              for r in varea if args.verify and not r.get("verify", {}).get("killed")]
     on = not args.tests_off
     return {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": "python benchmarks/mutation/mutate.py " + " ".join(
+            a for a in sys.argv[1:] if not a.startswith("--resume")),
+        "partial": partial,
         "mutants": len(results),
         "killed": len(killed) if on else None,
         "kill_rate": round(len(killed) / max(len(results), 1), 4) if on else None,
@@ -231,6 +234,24 @@ def summarise(results: list[dict], mutants, args, base, t0) -> dict:
     }
 
 
+def _save(report: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(out)
+
+
+def _previous(args) -> dict:
+    """Results of an earlier run with the same settings, by mutant id."""
+    if not args.out.is_file():
+        return {}
+    old = json.loads(args.out.read_text())
+    same = (old["settings"].get("verify") == args.verify
+            and old["settings"].get("verify_mode") == args.verify_mode
+            and old["settings"].get("tests") == (not args.tests_off))
+    return {r["id"]: r for r in old["results"]} if same else {}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true",
@@ -248,6 +269,9 @@ def main(argv=None) -> int:
                     help="seconds per mutant for the tests (default 600)")
     ap.add_argument("--verify-timeout", type=float, default=600,
                     help="seconds per mutant for verify (default 600)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the results already in --out (same settings) and "
+                         "run only the missing mutants")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
                     help=f"JSON report (default {DEFAULT_OUT.relative_to(ROOT)})")
     args = ap.parse_args(argv)
@@ -271,24 +295,27 @@ def main(argv=None) -> int:
         print(f"catalogue ok: {len(MUTANTS)} mutants, every snippet matches once")
         return 0
     t0 = time.perf_counter()
+    done = _previous(args) if args.resume else {}
+    results = [done[m.id] for m in mutants if m.id in done]
+    todo = [m for m in mutants if m.id not in done]
+    base = (json.loads(args.out.read_text()).get("baseline", {}) if done else {})
     with tempfile.TemporaryDirectory(prefix="vipcore-mutants-") as tmp:
         copy = Path(tmp)
         copy_tree(ROOT, copy)
-        base = baseline(mutants, copy, args)
-        results = []
-        for i, m in enumerate(mutants, 1):
+        if todo and not done:
+            base = baseline(mutants, copy, args)
+        for i, m in enumerate(todo, len(results) + 1):
             r = mutate_one(m, copy, args)
             results.append(r)
-            v = r.get("verify", {})
-            t = r["tests"]["killed"]
+            _save(summarise(results, mutants, args, base, t0, partial=True), args.out)
+            t, v = r["tests"]["killed"], r.get("verify", {})
             print(f"[{i}/{len(mutants)}] {m.id}: tests "
                   f"{'off' if t is None else 'killed' if t else 'SURVIVED'} "
                   f"({r['tests']['seconds']} s)"
                   + (f", verify {'killed' if v['killed'] else 'SURVIVED'} "
                      f"({v['seconds']} s)" if v else ""), flush=True)
     report = summarise(results, mutants, args, base, t0)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    _save(report, args.out)
     head = (f"{report['killed']}/{report['mutants']} killed by the tests"
             if report["killed"] is not None else f"{report['mutants']} mutants")
     tail = (f"; {report['verify_killed']}/{report['verify_area']} verify-area "

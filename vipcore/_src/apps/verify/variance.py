@@ -356,6 +356,18 @@ def _check(kind, name, theory, empirical, stderr, threshold, *, negative=False,
                  negative=negative, note=note)
 
 
+def _detectable(pos: list[tuple], zstar: float) -> dict:
+    """The relative error of a variance row, and the absolute error of a mean
+    row, that the row detects with probability 1/2 (``z* s.e.``)."""
+    rel = [zstar * se / emp for kind, _, _, emp, se, _ in pos
+           if kind == "var" and emp > 0]
+    ab = [zstar * se for kind, _, _, _, se, _ in pos if kind == "lin"]
+    return {"variance_relative_median": float(np.median(rel)),
+            "variance_relative_max": float(np.max(rel)),
+            "variance_relative_min": float(np.min(rel)),
+            "mean_absolute_median": float(np.median(ab))}
+
+
 def _fmt_power(power: float) -> str:
     miss = 1 - power
     if miss < 1e-12:
@@ -482,7 +494,8 @@ def section(cfg: VerifyConfig) -> SectionResult:
                    len(exact_rows))
     data = dict(trials=trials, threshold=zstar, positive_checks=len(pos),
                 negative_controls=neg_data, false_failure_bound=fail_bound,
-                exact_checks=len(exact_rows), grid=grid, allocation=alloc["data"])
+                exact_checks=len(exact_rows), detectable=_detectable(pos, zstar),
+                grid=grid, allocation=alloc["data"])
     return SectionResult(title=TITLE, checks=exact_rows + checks, markdown=md,
                          figures=figures, data=data)
 
