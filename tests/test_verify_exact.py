@@ -156,3 +156,15 @@ def test_sweep_exact_rows_catch_a_biased_estimator(monkeypatch):
 
     monkeypatch.setattr(sweep_section, "frac_reward_zero_std", plugin)
     assert not _row(sweep_section.exact_rows(0), "frac_reward_zero_std").passed
+
+
+def test_estimator_rows_catch_the_divisor_m():
+    rng = np.random.default_rng(0)
+    assert all(r.passed for r in E._estimator_rows(mc, rng))
+
+    def biased(x, axis=-1):
+        e = mc.estimate_variance(x, axis=axis)
+        return e._replace(var=e.var * (e.trials - 1) / e.trials)
+
+    rows = E._estimator_rows(_like(mc, estimate_variance=biased), rng)
+    assert not rows[0].passed  # float64: the 1/M bias is far above 1e-9

@@ -203,13 +203,37 @@ def _reward_moment_rows(mc) -> list[Check]:
                         note="±1, 0/1, Beta(2p, 2(1-p)), N(2p-1, 1.5^2)")]
 
 
+def _estimator_rows(mc, rng) -> list[Check]:
+    """``estimate_variance`` (float64 NumPy and float32 JAX paths) against the
+    two-pass formulas in ``math.fsum``: a divisor ``M`` for ``M - 1`` is a
+    relative error of ``1/M``, far below any Monte-Carlo row's resolution."""
+    rows = []
+    for dtype, tol in ((np.float64, F64_TOL), (np.float32, F32_TOL)):
+        w = Worst()
+        for m in (2, 3, 17, 1000):
+            x = (rng.standard_t(6, m) * 3 + 1).astype(dtype)
+            xs = [float(v) for v in x]
+            mean = math.fsum(xs) / m
+            d2 = [(v - mean) ** 2 for v in xs]
+            s2 = math.fsum(d2) / (m - 1)
+            m4 = math.fsum(d * d for d in d2) / m
+            se = math.sqrt(max((m4 - (m - 3) / (m - 1) * s2 * s2) / m, 0.0))
+            e = mc.estimate_variance(x if dtype == np.float64 else jnp.asarray(x))
+            w.add([e.var, e.se, e.mean, e.mean_se, e.trials],
+                  [s2, se, mean, math.sqrt(s2 / m), m], f"M={m}")
+        rows.append(exact_check(
+            f"estimate_variance ({np.dtype(dtype).name}) vs two-pass formulas",
+            w, tol, note="s^2 with divisor M - 1, its s.e. from the fourth moment"))
+    return rows
+
+
 def variance_checks(seed: int) -> list[Check]:
     """Exact rows for the variance section (and one negative control)."""
     from vipcore._src import montecarlo as mc
     from vipcore._src import variance as vc
 
     rng = np.random.default_rng(seed)
-    rows = _advantage_rows(vc, rng, (np.float32,))
+    rows = _advantage_rows(vc, rng, (np.float32,)) + _estimator_rows(mc, rng)
     with jax.enable_x64(True):
         rows += _advantage_rows(vc, rng, (np.float64,))
         rows += _formula_rows(vc, mc) + _reward_moment_rows(mc)
