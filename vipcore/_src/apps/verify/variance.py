@@ -29,7 +29,9 @@ rows):
 * a wrong formula (``1/n``, App. A.2's typo for RLOO) is rejected;
 * VIP vs uniform / inverse-accuracy / inverse-variance at the same budget:
   each allocation's total ``sum_q Var(G_q)`` and the differences to VIP; a
-  pooled ``sigma_Z`` under heteroscedastic ``Z`` is rejected.
+  pooled ``sigma_Z`` under heteroscedastic ``Z`` is rejected;
+* the simulator's marginals: ``E[R]``, ``Var(R)``, ``E[Z]``, ``Var(Z)`` of
+  every reward and ``Z`` family (``G`` cannot see the means).
 
 Exact rows (:mod:`vipcore._src.apps.verify.exact`, no Monte Carlo): the
 advantages, every variance formula, the reward moments and the allocation's
@@ -57,9 +59,12 @@ from vipcore._src.apps.verify.report import (
 )
 from vipcore._src.apps.verify.variance_plots import plot_allocation, plot_grid
 from vipcore._src.montecarlo import (
+    RolloutModel,
     correlated_gradient_moments,
     estimate_variance,
+    reward_mean,
     reward_variance,
+    sample_rollouts,
     simulate_cells,
 )
 from vipcore._src.variance import (
@@ -390,6 +395,29 @@ def _mc_checks(pos, neg, zstar) -> tuple[list[Check], list[dict], list[float]]:
     return checks, data, miss
 
 
+def _sampler_rows(key: jax.Array, families) -> list[tuple]:
+    """Rows for the simulator's marginals: E[R], Var(R), E[Z], Var(Z) of each
+    (reward, Z) family against reward_mean / reward_variance and the model's
+    z_mean / z_var. G does not depend on E[R] or E[Z] (the advantages sum to
+    zero), so only these rows see a family drawn around the wrong mean."""
+    rows = []
+    for i, (rw, zd) in enumerate((("pm1", "normal"), *families)):
+        model = RolloutModel(reward=rw, z_dist=zd, z_mean=0.5, z_var=2.0, df=_T_DF)
+        r, z = sample_rollouts(jax.random.fold_in(key, i), 0.3, 8, 2000, model)
+        er = estimate_variance(np.asarray(r, np.float64).ravel())
+        ez = estimate_variance(np.asarray(z, np.float64).ravel())
+        tag = f"sampler R {rw}, Z {zd}, p=0.3"
+        rows += [("lin", f"E[R] {tag}", float(reward_mean(0.3, rw)), float(er.mean),
+                  float(er.mean_se), "M=16000 rollouts"),
+                 ("var", f"Var(R) {tag}", float(reward_variance(0.3, rw)),
+                  float(er.var), float(er.se), "M=16000 rollouts"),
+                 ("lin", f"E[Z] {tag}", 0.5, float(ez.mean), float(ez.mean_se),
+                  "M=16000 rollouts"),
+                 ("var", f"Var(Z) {tag}", 2.0, float(ez.var), float(ez.se),
+                  "M=16000 rollouts")]
+    return rows
+
+
 # --------------------------------------------------------------------------
 # Allocation block
 # --------------------------------------------------------------------------
@@ -481,7 +509,9 @@ def section(cfg: VerifyConfig) -> SectionResult:
                                                      trials)]
     pos, neg, grid = _cell_rows(cells, ests, _theory(cells))
     alloc = _allocation_block(cfg, jax.random.fold_in(key, 2), trials)
-    pos, neg = pos + alloc["pos"], neg + alloc["neg"]
+    pos = pos + alloc["pos"] + _sampler_rows(jax.random.fold_in(key, 3),
+                                              s["families"])
+    neg = neg + alloc["neg"]
     zstar = bonferroni_z(cfg.section_fwer, len(pos))
     checks, neg_data, miss = _mc_checks(pos, neg, zstar)
     cfg.progress("variance: exact identities (advantages, formulas, allocation)")
