@@ -277,8 +277,10 @@ def test_rollout_model_settings_and_keywords_agree():
     np.testing.assert_array_equal(np.asarray(a[1]), np.asarray(b[1]))
     c = mc.sample_rollouts(key, 0.3, N, T, model, z_mean=1.5)
     np.testing.assert_allclose(np.asarray(c[1]) - np.asarray(a[1]), 1.0, atol=1e-5)
-    g1 = mc.simulate_gradient(key, 0.4, N, 64, model, estimator="drgrpo")
-    g2 = mc.simulate_gradient(key, 0.4, N, 64, estimator="drgrpo", **model._asdict())
+    # the doctest's compiled program (pm1 rewards, normal Z, 1000 trials)
+    pm1 = mc.RolloutModel(z_mean=0.5, z_var=2.0)
+    g1 = mc.simulate_gradient(key, 0.4, N, 1000, pm1, estimator="drgrpo")
+    g2 = mc.simulate_gradient(key, 0.4, N, 1000, estimator="drgrpo", **pm1._asdict())
     np.testing.assert_array_equal(np.asarray(g1), np.asarray(g2))
     with pytest.raises(TypeError, match="unexpected keyword argument 'zvar'"):
         mc.sample_rollouts(key, 0.3, N, T, zvar=1.0)

@@ -50,8 +50,7 @@ def test_a_mutant_is_applied_to_the_copy_and_restored(tmp_path):
                      verify_mode="default", tests_off=False)
     before = (root / "pkg" / "mod.py").read_text()
     killed = mutate.mutate_one(_m("(n - 1) / n", "1 / n"), root, args)
-    survived = mutate.mutate_one(_m("(n - 1) / n", "(n - 1.0) / n"), root, args)
-    assert killed["tests"]["killed"] and not survived["tests"]["killed"]
+    assert killed["tests"]["killed"] and killed["tests"]["rc"] == 1
     assert "FAILED" in killed["tests"]["tail"]
     assert (root / "pkg" / "mod.py").read_text() == before
 

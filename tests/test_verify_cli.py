@@ -11,8 +11,11 @@ from vipcore._src.apps.verify import variance as vv
 
 
 def test_verify_quick_end_to_end(tmp_path, capsys):
+    """Two sections through the command line (every section runs in its own
+    test and in the CI job ``vipcore verify``)."""
     out = tmp_path / "report"
-    rc = main(["verify", "--quick", "--seed", "3", "--out", str(out)])
+    rc = main(["verify", "--quick", "--seed", "3", "--only", "variance,sweep",
+               "--out", str(out)])
     captured = capsys.readouterr()
     assert rc == 0, captured.out[-2000:]
     report = (out / "report.md").read_text()
@@ -28,6 +31,8 @@ def test_verify_quick_end_to_end(tmp_path, capsys):
         assert (out / fname).read_bytes()[:4] == b"\x89PNG"
         assert f"]({fname})" in report
     assert "variance_vs_n.png" in sec["figures"]
+    assert len(results["sections"]) == 2 and "machine" in results
+    assert "4 sections of the full report" in report  # thresholds of the full run
     # the table is printed, progress goes to stderr
     assert "| check | theory |" in captured.out
     assert "variance" in captured.err

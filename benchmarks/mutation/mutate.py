@@ -107,8 +107,14 @@ def copy_tree(root: Path, dest: Path) -> None:
 
 
 def _env(copy: Path) -> dict:
+    # A persistent compilation cache shared by the runs of this tool only
+    # (unchanged programs are not recompiled for every mutant; a mutated one
+    # has a different HLO, hence a different key).
     env = dict(os.environ, PYTHONPATH=str(copy), PYTHONDONTWRITEBYTECODE="1",
-               PYTHONHASHSEED="0")
+               PYTHONHASHSEED="0",
+               JAX_COMPILATION_CACHE_DIR=str(copy.parent / (copy.name + "-jax")),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     env.pop("JAX_ENABLE_X64", None)
     return env
 
@@ -300,7 +306,7 @@ def main(argv=None) -> int:
     todo = [m for m in mutants if m.id not in done]
     base = (json.loads(args.out.read_text()).get("baseline", {}) if done else {})
     with tempfile.TemporaryDirectory(prefix="vipcore-mutants-") as tmp:
-        copy = Path(tmp)
+        copy = Path(tmp) / "repo"
         copy_tree(ROOT, copy)
         if todo and not done:
             base = baseline(mutants, copy, args)
