@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "verify_default" / "results.json"
 MUTATION = ROOT / "benchmarks" / "results" / "mutation.json"
+MUTATION_QUICK = ROOT / "benchmarks" / "results" / "mutation_quick.json"
 PAGES = (ROOT / "docs" / "verify.md", ROOT / "docs" / "stats.md")
 VERIFY_CMD = "python -m vipcore verify --out benchmarks/results/verify_default"
 _BLOCK = re.compile(r"(<!-- BEGIN (?P<name>[\w:-]+) -->\n)(?P<body>.*?)(<!-- END "
@@ -159,6 +160,14 @@ def mutation_summary(mut: dict, res: dict) -> str:
               else "Every verify-area mutant is killed by `vipcore verify`."]
     for s in vs:
         lines.append(f"* `{s['id']}` ({s['description']}): {s['reason']}.")
+    quick = mut.get("quick")
+    if quick:
+        lines += ["", f"`vipcore verify --quick` kills {quick['verify_killed']} of "
+                  f"{quick['verify_area']} verify-area mutants (`{quick['command']}`"
+                  ", `benchmarks/results/mutation_quick.json`)"
+                  + (": it misses " + ", ".join(f"`{s['id']}`" for s in
+                                                quick["verify_survivors"])
+                     if quick["verify_survivors"] else "") + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -236,7 +245,10 @@ def render(text: str, res: dict, mut: dict) -> str:
 
 
 def load() -> tuple[dict, dict]:
-    return json.loads(RESULTS.read_text()), json.loads(MUTATION.read_text())
+    mut = json.loads(MUTATION.read_text())
+    if MUTATION_QUICK.is_file():
+        mut["quick"] = json.loads(MUTATION_QUICK.read_text())
+    return json.loads(RESULTS.read_text()), mut
 
 
 def main(argv=None) -> int:

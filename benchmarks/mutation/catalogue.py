@@ -65,6 +65,12 @@ class Mutant(NamedTuple):
         return self.id.split(".", 1)[0]
 
 
+_EQUIVALENT_PAD = ("equivalent mutant: the rewards and their centred values are "
+                   "already zero at padded positions")
+_GUARDED_POLISH = ("equivalent within rounding: a wrong closed-form multiplier "
+                   "falls outside the final search bracket and is discarded; the "
+                   "bracket search alone reaches the dtype's resolution")
+
 MUTANTS: tuple[Mutant, ...] = (
     # ------------------------------------------------------------ variance
     Mutant("variance.drgrpo_factor_1_over_n", _V,
@@ -98,10 +104,11 @@ MUTANTS: tuple[Mutant, ...] = (
            "group mean divides by the padded width, not the real count"),
     Mutant("variance.padding_not_zeroed", _V,
            "    return jnp.where(mask, out, 0)\n", "    return out\n",
-           "padded positions keep their (possibly NaN) advantages"),
+           "padded positions keep their (possibly NaN) advantages",
+           survives=_EQUIVALENT_PAD, verify_survives=_EQUIVALENT_PAD),
     Mutant("variance.zero_variance_one_side", _V,
            "return p**n + (1 - p) ** n", "return p**n",
-           "P(all equal) forgets the all-failure groups"),
+           "P(all equal) forgets the all-failure groups", verify=("sweep",)),
     Mutant("variance.grpo_sample_std_inverted", _V,
            "s = s0 * math.sqrt(n / (n - ddof))", "s = s0 * math.sqrt((n - ddof) / n)",
            "exact GRPO variance with the ddof correction inverted"),
@@ -267,7 +274,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("allocation.rloo_polish", _AL + "continuous.py",
            "inv_sqrt = (Cf - fixed - k) / jnp.where(sa > 0, sa, 1)",
            "inv_sqrt = (Cf - fixed) / jnp.where(sa > 0, sa, 1)",
-           "closed-form polish forgets the 1 of each interior prompt"),
+           "closed-form polish forgets the 1 of each interior prompt",
+           survives=_GUARDED_POLISH, verify_survives=_GUARDED_POLISH),
     Mutant("allocation.lam_unscaled", _AL + "continuous.py",
            "return n, lam * scale", "return n, lam",
            "multiplier returned in the normalised units"),
@@ -306,14 +314,19 @@ MUTANTS: tuple[Mutant, ...] = (
            "|x|^2 + |y|^2 - x.y for the squared distance"),
     Mutant("predict.median_of_squares", _PR + "kernels.py",
            "return jnp.sqrt(jnp.median(d2[iu]))", "return jnp.median(d2[iu])",
-           "median heuristic on squared distances"),
+           "median heuristic on squared distances",
+           verify_survives="the prediction section draws its calibration data "
+           "with the same (mutated) bandwidth and gives the exactness row an "
+           "explicit one"),
     Mutant("predict.logit_half", _PR + "gp.py",
            "return jnp.log(p) - jnp.log1p(-p)", "return jnp.log(p)",
            "latent observation log p instead of logit p"),
     Mutant("predict.binomial_noise_formula", _PR + "gp.py",
            "noise_var = jnp.where(binomial, 1 / (succ + 0.5) + 1 / (wsum - succ + 0.5), 0)",
            "noise_var = jnp.where(binomial, 1 / (wsum + 1.0), 0)",
-           "binomial observation noise with a wrong variance"),
+           "binomial observation noise with a wrong variance",
+           verify_survives="the prediction section compares noise='binomial' "
+           "only through one-sided MAE orderings, never with its definition"),
     Mutant("predict.binomial_ignored", _PR + "gp.py",
            "update=functools.partial(_update_jit, binomial=noise == \"binomial\",",
            "update=functools.partial(_update_jit, binomial=False,",
@@ -321,7 +334,9 @@ MUTANTS: tuple[Mutant, ...] = (
            "Algorithm 1"),
     Mutant("predict.no_jitter", _PR + "kernels.py",
            "kbb = jnp.where(vv, kbb, eye) + jitter * eye",
-           "kbb = jnp.where(vv, kbb, eye)", "jitter never added to K_BB"),
+           "kbb = jnp.where(vv, kbb, eye)", "jitter never added to K_BB",
+           verify_survives="the prediction section's exactness row uses jitter "
+           "1e-8, below its 1e-6 tolerance"),
     Mutant("predict.residual_without_prior", _PR + "gp.py",
            "resid = jnp.where(valid, g_hat - state.mean[cols], 0)",
            "resid = jnp.where(valid, g_hat, 0)",
