@@ -26,6 +26,7 @@ import scipy.stats as ss
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import FWER, zstar
 from vipcore import stats as S
 from vipcore._src.apps.verify.stats_sim import TESTS, simulate_pvalues
 from vipcore._src.stats.distributions import (
@@ -35,17 +36,12 @@ from vipcore._src.stats.distributions import (
     t_sf_two_sided,
 )
 
-FAIL_RATE = 1e-6
+FAIL_RATE = FWER
 #: (rtol, atol) for p-values and statistics vs a float64 scipy oracle on the
 #: same (dtype-rounded) data. float32: jax's float32 betainc/gammaincc lose up
 #: to ~1e-4 relative at small df (measured; see stats_dist) and statistics are
 #: rounded to ~1e-6, amplified by the tail's condition number.
 TOL = {np.dtype(np.float64): (1e-6, 1e-12), np.dtype(np.float32): (2e-3, 1e-5)}
-
-
-def zstar(m: int) -> float:
-    """Two-sided Bonferroni z for ``m`` checks at :data:`FAIL_RATE`."""
-    return NormalDist().inv_cdf(1 - FAIL_RATE / (2 * m))
 
 
 def close(actual, desired, dtype):
@@ -98,7 +94,7 @@ def test_pearson_matches_scipy(x64, data):
         assert res.used.tolist() == used
         assert int(res.n_used) == sum(used)
         assert int(res.n_excluded) == len(R) - sum(used)
-        assert res.df.tolist() == [len(r) - 2 for r in R]
+        assert res.df.tolist() == [max(len(r) - 2, 0) for r in R]
         for q, u in enumerate(used):
             if not u:
                 assert np.isnan(res.statistic[q]) and np.isnan(res.pvalue[q])
@@ -624,3 +620,69 @@ def test_null_calibration_paper_size():
         assert _ks(P[:, TESTS.index(t)]) <= _dkw(5, T)
     assert (size["levene_median"] - 0.05) / se0 < -z  # measured ~0.05%
     assert (size["levene_mean"] - 0.05) / se0 > z  # measured ~27%
+
+
+# ------------------------------------- input precision, overflow, degenerate
+
+
+@pytest.mark.parametrize("fn", [S.fisher, S.edgington])
+@pytest.mark.parametrize("bad, shown", [(1 + 1e-9, "1.000000001"),
+                                        (-1e-50, "-1e-50"),
+                                        (np.float32(1.0000001), "1.0000001")])
+def test_pvalues_are_checked_in_their_own_precision(fn, bad, shown):
+    """1 + 1e-9 rounds to 1 in float32 and -1e-50 to -0: both are refused
+    before any cast, naming the argument and the value as given."""
+    with pytest.raises(ValueError, match=rf"pvalues must lie in \[0, 1\]; got {shown}"):
+        fn(np.array([bad, 0.5], dtype=np.asarray(bad).dtype))
+    with pytest.raises(ValueError, match="pvalues must lie in"):
+        fn([float(bad), 0.5])
+
+
+def test_finite_data_that_overflows_float32_is_computed_not_nan():
+    """Squares of 1e20 (and 1e39 itself) overflow float32; the tests are
+    invariant to rescaling, so the data are rescaled by a power of two first."""
+    lev = S.levene([[1.0, 1e20, 3], [2.0, 3, 4]])
+    ref = ss.levene([1.0, 1e20, 3], [2.0, 3, 4])
+    np.testing.assert_allclose([float(lev.statistic), float(lev.pvalue)],
+                               [ref.statistic, ref.pvalue], rtol=1e-4)
+    big = [[1.0, 1e20, 3, 5], [2.0, 3, 4, 6]]
+    ob = S.obrien(big)
+    # scipy's obrientransform refuses these data ("lack of convergence"):
+    # the same test on the data divided by 1e20 (exact invariance)
+    ref = ss.f_oneway(*ss.obrientransform(*(np.asarray(g) / 1e20 for g in big)))
+    np.testing.assert_allclose([float(ob.statistic), float(ob.pvalue)],
+                               [ref.statistic, ref.pvalue], rtol=1e-4)
+    r, z = [1.0, -1, 1, -1], [1e39, 1, 2, 3]
+    pr = S.pearson_groups([r], [z])
+    ref = ss.pearsonr(r, z)
+    np.testing.assert_allclose([float(pr.statistic[0]), float(pr.pvalue[0])],
+                               [ref.statistic, ref.pvalue], rtol=1e-5)
+    # tiny and huge groups together (global scale for the variance tests)
+    g = [[1e-30, 2e-30, 5e-30], [1e30, 3e30, 2e30]]
+    np.testing.assert_allclose(float(S.levene(g).pvalue), ss.levene(*g).pvalue,
+                               rtol=1e-4)
+
+
+def test_pure_functions_rescale_traced_data_too():
+    """Inside jit the values are already float32: 3e38 +- 3e38 must not
+    overflow the mean or the squares."""
+    z = jnp.asarray([[3e38, -3e38, 1e38, 2e38], [1.0, 2.0, 3.0, 5.0]], jnp.float32)
+    m = jnp.ones(z.shape, bool)
+    res = jax.jit(S.levene_masked)(z, m)
+    ref = ss.levene(*np.asarray(z, np.float64))
+    np.testing.assert_allclose(float(res.pvalue), ref.pvalue, rtol=1e-4)
+    r = jnp.asarray([[1.0, -1, 1, -1]] * 2, jnp.float32)
+    pr = jax.jit(S.pearson_masked)(r, z, m)
+    np.testing.assert_allclose(float(pr.pvalue[0]),
+                               ss.pearsonr(np.asarray(r[0]), np.asarray(
+                                   z[0], np.float64)).pvalue, rtol=1e-4)
+
+
+def test_degenerate_groups_never_report_negative_degrees_of_freedom():
+    pr = S.pearson_groups([[1.0, -1, 1], [1.0, 1], [1.0]],
+                          [[1.0, 2, 3], [1.0, 2], [2.0]])
+    assert pr.df.tolist() == [1, 0, 0]
+    for fn in (S.levene, S.obrien):
+        res = fn([[1.0], [2.0]]) if fn is S.levene else fn([[1.0, 2], [2.0, 3]])
+        assert int(res.dfn) == 0 and int(res.dfd) == 0 and int(res.n_used) == 0
+        assert np.isnan(res.pvalue)

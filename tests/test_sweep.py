@@ -14,10 +14,10 @@ from statistics import NormalDist
 import hypothesis.strategies as st
 import numpy as np
 import pytest
-from helpers import assert_allclose
 from hypothesis import given
 from scipy import stats
 
+from tests.helpers import assert_allclose
 from vipcore import sweep
 from vipcore.sweep import BUCKETS
 

@@ -11,8 +11,8 @@ def test_section_quick(tmp_path):
                                             n_sections=4))
     assert res.passed, [c for c in res.checks if not c.passed]
     negatives = [c for c in res.checks if c.negative]
-    assert len(negatives) == 2 and all(c.passed for c in negatives)
-    assert len(res.checks) == 13
+    assert len(negatives) == 3 and all(c.passed for c in negatives)
+    assert len(res.checks) == res.data["exact_checks"] + 11  # 9 z-checks, 2 controls
     (fname, _), = res.figures
     assert (tmp_path / fname).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -21,17 +21,28 @@ def test_quick_section_passes_and_writes_report(tmp_path):
     (res,) = results
     assert ok and res.passed, [c for c in res.checks if not c.passed]
     names = [c.name for c in res.checks]
-    assert sum(c.negative for c in res.checks) == 8  # broken-assumption controls
+    n_exact = res.data["exact_checks"]
+    exact_rows, mc = res.checks[:n_exact], res.checks[n_exact:]
+    assert sum(c.negative for c in mc) == 8  # broken-assumption controls
+    assert sum(c.negative for c in exact_rows) == 1 and n_exact >= 9
     assert any("Levene, median" in n and "conservative" in c.note
                for n, c in zip(names, res.checks, strict=True))
     assert (tmp_path / "stats_null_pvalues.png").stat().st_size > 10_000
     payload = json.loads((tmp_path / "results.json").read_text())
     data = payload["sections"][res.title]["data"]
-    assert set(data) == {"tables_5_8", "size", "power", "paper_recalibrated"}
+    assert set(data) == {"tables_5_8", "size", "power", "paper_recalibrated",
+                         "exact_checks"}
     assert len(data["paper_recalibrated"]) == 4 * 2 * 3
     report = (tmp_path / "report.md").read_text()
     for text in ("Tables 5–8", "Size at α = 0.05", "re-read", "0.3847 →"):
         assert text in report
+
+
+@pytest.fixture
+def no_exact(monkeypatch):
+    """The fakes below replace the simulations only; the exact rows have their
+    own tests (tests/test_verify_exact.py)."""
+    monkeypatch.setattr(V.exact, "stats_checks", lambda *a, **k: [])
 
 
 def _fake(pfun):
@@ -42,7 +53,7 @@ def _fake(pfun):
     return sim
 
 
-def test_section_fails_when_tests_cannot_detect(monkeypatch, tmp_path):
+def test_section_fails_when_tests_cannot_detect(monkeypatch, tmp_path, no_exact):
     """Uniform p-values everywhere (tests with no power): every negative
     control must fail and every null check must still pass."""
     monkeypatch.setattr(V, "simulate_pvalues", _fake(
@@ -56,7 +67,7 @@ def test_section_fails_when_tests_cannot_detect(monkeypatch, tmp_path):
                and "conservative" not in c.note)
 
 
-def test_section_fails_when_tests_always_reject(monkeypatch, tmp_path):
+def test_section_fails_when_tests_always_reject(monkeypatch, tmp_path, no_exact):
     """p = 1e-12 everywhere (tests that always reject): null checks fail."""
     monkeypatch.setattr(V, "simulate_pvalues", _fake(
         lambda rng, t, kw: np.full((t, len(TESTS)), 1e-12)))

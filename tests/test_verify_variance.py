@@ -26,9 +26,12 @@ def _run(tmp_path, seed=0, **kw):
 
 @pytest.fixture
 def no_plots(monkeypatch):
-    """Skip the PNGs in tests that only look at the checks (saves ~1 s each)."""
-    monkeypatch.setattr(vv, "_plot_grid", lambda *a: ("none.png", ""))
-    monkeypatch.setattr(vv, "_plot_alloc", lambda *a: ("none.png", ""))
+    """Skip the PNGs and the exact rows in tests that only look at the
+    Monte-Carlo checks (the exact rows have their own tests)."""
+    monkeypatch.setattr(vv, "plot_grid", lambda *a: ("none.png", ""))
+    monkeypatch.setattr(vv, "plot_allocation", lambda *a: ("none.png", ""))
+    monkeypatch.setattr(vv.exact, "variance_checks", lambda *a, **k: [])
+    monkeypatch.setattr(vv.exact, "allocation_checks", lambda *a, **k: [])
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +47,33 @@ def _has_allocation():
     return True
 
 
+def _mc(res):
+    """The Monte-Carlo rows (the exact rows come first)."""
+    return res.checks[res.data["exact_checks"]:]
+
+
 def test_quick_section_passes_with_negative_controls(quick):
     cfg, res = quick
     assert res.title == vv.TITLE
     failed = [c.name for c in res.checks if not c.passed]
     assert not failed, failed
-    pos = [c for c in res.checks if not c.negative]
-    neg = [c for c in res.checks if c.negative]
+    mc = _mc(res)
+    pos = [c for c in mc if not c.negative]
+    neg = [c for c in mc if c.negative]
     assert len(neg) >= 6
     names = " ".join(c.name for c in neg)
     assert "correlated" in names and "wrong formula" in names
-    # one Bonferroni threshold over the positive checks
+    # one Bonferroni threshold over the positive Monte-Carlo checks
     zstar = bonferroni_z(cfg.section_fwer, len(pos))
-    assert all(c.threshold == pytest.approx(zstar) for c in res.checks)
+    assert all(c.threshold == pytest.approx(zstar) for c in mc)
     assert res.data["positive_checks"] == len(pos)
     assert all(abs(c.z) > zstar for c in neg)
+    # the exact rows come first, each with a tolerance and a negative control
+    n_exact = res.data["exact_checks"]
+    assert len(res.checks) == n_exact + len(mc)
+    exact_rows = res.checks[:n_exact]
+    assert all("exact" in c.note or "within 1" in c.name for c in exact_rows)
+    assert sum(c.negative for c in exact_rows) >= 2
     # the grid covers the extremes and both estimators
     grid = res.data["grid"]
     assert {0.01, 0.99} <= {r["p"] for r in grid}
@@ -76,7 +91,7 @@ def test_negative_controls_state_their_power(quick):
         assert ctl["power"] == pytest.approx(
             vv.detection_power(ctl["expected_z"], zstar))
         assert ctl["power"] > 1 - 1e-7, ctl
-    for c in res.checks:
+    for c in _mc(res):
         if c.negative:
             assert "power" in c.note
 
@@ -111,10 +126,8 @@ def test_another_seed_passes(tmp_path, no_plots):
 
 def test_wrong_formula_in_theory_fails(tmp_path, monkeypatch, no_plots):
     """Mutation: the theory uses 1/n for both estimators -> positive checks fail."""
-    import jax.numpy as jnp
-
-    monkeypatch.setattr(vv, "variance_factor", lambda n, est="rloo": 1 / jnp.asarray(
-        n, jnp.float32))
+    monkeypatch.setattr(vv, "gradient_variance", lambda p, n, est="rloo", s=1.0:
+                        s * 4 * np.asarray(p) * (1 - np.asarray(p)) / np.asarray(n))
     _, res = _run(tmp_path)
     failed = [c for c in res.checks if not c.passed and not c.negative]
     assert any(c.name.startswith("Var(G) Dr.GRPO p=0.5 n=2") for c in failed)
@@ -185,9 +198,11 @@ def test_grpo_variance_limits():
     assert math.isfinite(float(grpo_gradient_variance(0.5, 64)))
 
 
-def test_estimate_twin_on_constant_draws():
-    v, se, m, mse = vv._estimate(np.full(10, 3.0))
-    assert (v, se, m, mse) == (0.0, 0.0, 3.0, 0.0)
+def test_estimator_on_constant_draws():
+    from vipcore._src.montecarlo import estimate_variance
+
+    est = estimate_variance(np.full(10, 3.0))
+    assert (est.var, est.se, est.mean, est.mean_se) == (0.0, 0.0, 3.0, 0.0)
 
 
 def test_log_z():
@@ -214,7 +229,7 @@ def test_log_z_calibration(p, n, estimator, trials):
     import jax.numpy as jnp
     import scipy.stats
 
-    from vipcore._src.montecarlo import simulate_cells
+    from vipcore._src.montecarlo import estimate_variance, simulate_cells
     from vipcore._src.variance import gradient_variance
 
     th = float(gradient_variance(p, n, estimator))
@@ -226,9 +241,9 @@ def test_log_z_calibration(p, n, estimator, trials):
         g = simulate_cells(
             keys, jnp.full(K, p), jnp.full(K, n, jnp.int32), jnp.full(K, e, jnp.int32),
             jnp.zeros(K), jnp.ones(K), jnp.zeros(K), n_max=n, trials=trials)
-        for row in np.asarray(g):
-            s2, se, _, _ = vv._estimate(row)
-            zs.append(vv.log_z(th, s2, se))
+        for row in np.asarray(g, np.float64):
+            est = estimate_variance(row)
+            zs.append(vv.log_z(th, est.var, est.se))
     zs = np.asarray(zs)
     assert scipy.stats.kstest(zs, "norm").pvalue > 1e-4
     assert abs(scipy.stats.skew(zs)) < 4 * math.sqrt(6 / zs.size)

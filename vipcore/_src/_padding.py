@@ -48,7 +48,7 @@ def pad_to_bucket(x: Any, fill: Any = 0) -> tuple[Any, np.ndarray]:
     """Pad a 1-D ``x`` to :func:`bucket_size` and return ``(padded, mask)``.
 
     >>> x, m = pad_to_bucket(np.array([0.5, 0.25]))
-    >>> x.shape, m.sum()
+    >>> x.shape, int(m.sum())
     ((8,), 2)
     """
     n = np.shape(x)[0]

@@ -55,6 +55,13 @@ with ``Var(S^2) = mu_4 / n - Var(R)^2 (n - 3) / (n (n - 1))``; RLOO's ``G`` is
 these exact values. Heteroscedastic ``Z`` across prompts (another negative
 control, for batch totals) is a per-prompt ``z_var`` in
 :func:`simulate_batch`.
+
+The distribution settings (reward family, ``Z`` family, ``z_mean``, ``z_var``,
+``corr``, ``df``, ``concentration``, ``reward_sd``) live in one
+:class:`RolloutModel`. Every simulator takes ``model=`` and, for
+convenience, any of its fields as keywords
+(``sample_rollouts(key, p, n, trials, reward="beta")`` is
+``sample_rollouts(key, p, n, trials, RolloutModel(reward="beta"))``).
 """
 
 from __future__ import annotations
@@ -79,6 +86,7 @@ from vipcore._src.variance import ADVANTAGE_ESTIMATORS, advantages
 __all__ = [
     "REWARDS",
     "Z_DISTS",
+    "RolloutModel",
     "VarianceEstimate",
     "sample_rollouts",
     "group_gradient",
@@ -205,6 +213,86 @@ def correlated_gradient_moments(
 
 
 # --------------------------------------------------------------------------
+# The rollout model
+# --------------------------------------------------------------------------
+
+
+class RolloutModel(NamedTuple):
+    """How one rollout's reward ``R`` and projected gradient ``Z`` are drawn.
+
+    ``Z = z_mean + sqrt(z_var) eps + corr R`` with ``eps`` standardised from
+    ``z_dist`` and ``R`` from ``reward`` (module docs). The numeric fields may
+    be arrays (per prompt in :func:`simulate_batch`) or traced.
+
+    Attributes:
+      reward: ``"pm1"``, ``"binary"``, ``"beta"`` or ``"gaussian"``.
+      z_dist: ``"normal"``, ``"student_t"``, ``"exponential"``, ``"two_point"``.
+      z_mean: mean of the ``eps`` part of ``Z``.
+      z_var: variance of the ``eps`` part of ``Z`` (``>= 0``).
+      corr: ``c`` in ``Z = ... + c R``; 0 is Assumption 4.1.
+      df: Student-t degrees of freedom (``> 4``, finite fourth moment).
+      concentration: ``kappa`` of the Beta reward (``> 0``).
+      reward_sd: standard deviation of the Gaussian reward (``>= 0``).
+
+    >>> RolloutModel(reward="beta")._replace(z_var=2.0).z_var
+    2.0
+    """
+
+    reward: str = "pm1"
+    z_dist: str = "normal"
+    z_mean: ArrayLike = 0.0
+    z_var: ArrayLike = 1.0
+    corr: ArrayLike = 0.0
+    df: ArrayLike = 8.0
+    concentration: ArrayLike = 2.0
+    reward_sd: ArrayLike = 1.0
+
+    def numbers(self) -> tuple:
+        """The numeric fields, in order: a pytree for jitted code."""
+        return (self.z_mean, self.z_var, self.corr, self.df, self.concentration,
+                self.reward_sd)
+
+
+def _model(model: RolloutModel | None, settings: dict) -> RolloutModel:
+    """``model`` (default :class:`RolloutModel`) with keyword overrides."""
+    if model is None:
+        model = RolloutModel()
+    elif not isinstance(model, RolloutModel):
+        raise ValueError(f"model must be a RolloutModel; got {type(model).__name__}")
+    unknown = sorted(set(settings) - set(RolloutModel._fields))
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument {unknown[0]!r}; the rollout settings "
+            f"are {', '.join(RolloutModel._fields)}"
+        )
+    return model._replace(**settings)
+
+
+def _check_model(m: RolloutModel) -> None:
+    check_choice("reward", m.reward, REWARDS)
+    check_choice("z_dist", m.z_dist, Z_DISTS)
+    for name, val in (("z_var", m.z_var), ("reward_sd", m.reward_sd)):
+        if is_concrete(val) and bool(np.any(np.asarray(val) < 0)):
+            raise ValueError(f"{name} must be >= 0; got {val!r}")
+    if (m.z_dist == "student_t" and is_concrete(m.df)
+            and not bool(np.all(np.asarray(m.df) > 4))):
+        raise ValueError(
+            f"df must be > 4 for z_dist='student_t' (finite fourth moment); "
+            f"got {m.df!r}"
+        )
+    if (m.reward == "beta" and is_concrete(m.concentration)
+            and not bool(np.all(np.asarray(m.concentration) > 0))):
+        raise ValueError(f"concentration must be > 0; got {m.concentration!r}")
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dtype = jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"dtype must be a floating dtype; got {dtype}")
+    return dtype
+
+
+# --------------------------------------------------------------------------
 # Sampling
 # --------------------------------------------------------------------------
 
@@ -237,11 +325,9 @@ def _rewards(key, p, reward, shape, dtype, concentration, reward_sd):
     return jnp.where(inner, x, p)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("n", "trials", "reward", "z_dist", "dtype")
-)
-def _sample(key, p, z_mean, z_var, corr, concentration, reward_sd, df,
-            *, n, trials, reward, z_dist, dtype):
+def _draw(key, p, numbers, *, n, trials, reward, z_dist, dtype):
+    """``(R, Z)`` of shape ``(trials, n)``; ``numbers`` is ``model.numbers()``."""
+    z_mean, z_var, corr, df, concentration, reward_sd = numbers
     kr, kz = jax.random.split(key)
     shape = (trials, n)
     r = _rewards(kr, p, reward, shape, dtype, concentration, reward_sd)
@@ -251,21 +337,7 @@ def _sample(key, p, z_mean, z_var, corr, concentration, reward_sd, df,
     return r, z
 
 
-def _check_sampling_args(p, reward, z_dist, z_var, df, concentration, reward_sd):
-    check_choice("reward", reward, REWARDS)
-    check_choice("z_dist", z_dist, Z_DISTS)
-    check_probabilities("p", p)
-    for name, val in (("z_var", z_var), ("reward_sd", reward_sd)):
-        if is_concrete(val) and bool(np.any(np.asarray(val) < 0)):
-            raise ValueError(f"{name} must be >= 0; got {val!r}")
-    if (z_dist == "student_t" and is_concrete(df)
-            and not bool(np.all(np.asarray(df) > 4))):
-        raise ValueError(
-            f"df must be > 4 for z_dist='student_t' (finite fourth moment); got {df!r}"
-        )
-    if (reward == "beta" and is_concrete(concentration)
-            and not bool(np.all(np.asarray(concentration) > 0))):
-        raise ValueError(f"concentration must be > 0; got {concentration!r}")
+_sample = jax.jit(_draw, static_argnames=("n", "trials", "reward", "z_dist", "dtype"))
 
 
 def sample_rollouts(
@@ -273,16 +345,10 @@ def sample_rollouts(
     p: ArrayLike,
     n: int,
     trials: int,
+    model: RolloutModel | None = None,
     *,
-    reward: str = "pm1",
-    z_dist: str = "normal",
-    z_mean: ArrayLike = 0.0,
-    z_var: ArrayLike = 1.0,
-    corr: ArrayLike = 0.0,
     dtype=jnp.float32,
-    df: ArrayLike = 8.0,
-    concentration: ArrayLike = 2.0,
-    reward_sd: ArrayLike = 1.0,
+    **settings,
 ) -> tuple[jax.Array, jax.Array]:
     r"""Draw rewards and projected gradients for ``trials`` groups of ``n``.
 
@@ -293,22 +359,19 @@ def sample_rollouts(
 
     i.i.d. over trials ``t`` and rollouts ``j``, with ``eps`` standardised
     (mean 0, variance 1) from ``z_dist`` and independent of ``R``. With
-    ``corr = c = 0`` this is Assumption 4.1; ``c != 0`` breaks it (module docs).
+    ``corr = c = 0`` this is Assumption 4.1 of Nguyen et al. (2025),
+    "Adaptive Rollout Allocation for Online Reinforcement Learning with
+    Verifiable Rewards"; ``c != 0`` breaks it (module docs).
 
     Args:
       key: a ``jax.random`` key.
       p: scalar success probability in [0, 1]; ``jax.vmap`` for many prompts
-        (all the numeric settings below may be traced and vmapped too).
+        (the numeric model settings may be traced and vmapped too).
       n: rollouts per group (static).
       trials: independent groups (static).
-      reward: ``"pm1"``, ``"binary"``, ``"beta"`` or ``"gaussian"``.
-      z_dist: ``"normal"``, ``"student_t"``, ``"exponential"``, ``"two_point"``.
-      z_mean, z_var: mean and variance of ``eps``-part of ``Z``.
-      corr: ``c`` in ``Z = eps + c R`` (0 = Assumption 4.1 holds).
+      model: a :class:`RolloutModel` (default: ±1 rewards, standard normal Z).
       dtype: floating dtype of the outputs.
-      df: Student-t degrees of freedom (``> 4``).
-      concentration: ``kappa`` of the Beta reward.
-      reward_sd: standard deviation of the Gaussian reward.
+      **settings: any :class:`RolloutModel` field, overriding ``model``'s.
 
     Returns:
       ``(R, Z)``, each of shape ``(trials, n)`` and dtype ``dtype``.
@@ -319,19 +382,17 @@ def sample_rollouts(
     """
     n = check_int("n", n, minimum=1)
     trials = check_int("trials", trials, minimum=1)
-    _check_sampling_args(p, reward, z_dist, z_var, df, concentration, reward_sd)
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"dtype must be a floating dtype; got {dtype}")
+    m = _model(model, settings)
+    _check_model(m)
+    check_probabilities("p", p)
+    dtype = _float_dtype(dtype)
     if jnp.ndim(p) != 0:
         raise ValueError(
             f"p must be a scalar (use jax.vmap for many prompts); got shape "
             f"{jnp.shape(p)}"
         )
-    return _sample(
-        key, p, z_mean, z_var, corr, concentration, reward_sd, df,
-        n=n, trials=trials, reward=reward, z_dist=z_dist, dtype=dtype,
-    )
+    return _sample(key, p, m.numbers(), n=n, trials=trials, reward=m.reward,
+                   z_dist=m.z_dist, dtype=dtype)
 
 
 def group_gradient(
@@ -371,6 +432,11 @@ def group_gradient(
     return jnp.sum(az, axis=-1) / count
 
 
+# --------------------------------------------------------------------------
+# The variance estimator
+# --------------------------------------------------------------------------
+
+
 class VarianceEstimate(NamedTuple):
     """Sample variance of Monte-Carlo draws, with standard errors.
 
@@ -391,6 +457,21 @@ class VarianceEstimate(NamedTuple):
     trials: int
 
 
+def _moments(xp, x, axis: int, m: int) -> VarianceEstimate:
+    mean = xp.mean(x, axis=axis, keepdims=True)
+    d2 = (x - mean) ** 2
+    s2 = xp.sum(d2, axis=axis) / (m - 1)
+    m4 = xp.mean(d2 * d2, axis=axis)
+    var_s2 = (m4 - (m - 3) / (m - 1) * s2 * s2) / m
+    return VarianceEstimate(
+        var=s2,
+        se=xp.sqrt(xp.maximum(var_s2, 0)),
+        mean=xp.squeeze(mean, axis=axis),
+        mean_se=xp.sqrt(s2 / m),
+        trials=m,
+    )
+
+
 def estimate_variance(draws: ArrayLike, *, axis: int = -1) -> VarianceEstimate:
     r"""Estimate ``Var(X)`` and its standard error from ``M`` i.i.d. draws.
 
@@ -402,41 +483,47 @@ def estimate_variance(draws: ArrayLike, *, axis: int = -1) -> VarianceEstimate:
 
     which is the plug-in version of the exact
     ``Var(s^2) = (mu_4 - (M-3)/(M-1) sigma^4) / M`` (for normal data
-    ``2 sigma^4 / (M - 1)``). Needs a finite fourth moment. Pure and
-    jittable; reduces over ``axis``.
+    ``2 sigma^4 / (M - 1)``). Needs a finite fourth moment; reduces over
+    ``axis``.
+
+    A float64 NumPy array is reduced in NumPy float64 (whatever the JAX x64
+    setting), and the fields are NumPy values; anything else in JAX, pure and
+    jittable, in the input's floating dtype.
 
     >>> est = estimate_variance(jnp.array([1.0, -1.0, 1.0, -1.0]))
     >>> round(float(est.var), 4), round(float(est.mean), 4)
     (1.3333, 0.0)
+    >>> type(estimate_variance(np.array([1.0, 2.0])).var).__name__
+    'float64'
     """
-    x = as_float_array("draws", draws)
+    if isinstance(draws, np.ndarray) and draws.dtype == np.float64:
+        x, xp = draws, np
+    else:
+        x, xp = as_float_array("draws", draws), jnp
+    if x.ndim == 0:
+        raise ValueError("draws must have at least one axis; got a scalar")
     m = x.shape[axis]
     if m < 2:
         raise ValueError(f"need at least 2 draws along axis {axis}; got {m}")
-    mean = jnp.mean(x, axis=axis, keepdims=True)
-    d = x - mean
-    d2 = d * d
-    s2 = jnp.sum(d2, axis=axis) / (m - 1)
-    m4 = jnp.mean(d2 * d2, axis=axis)
-    var_s2 = (m4 - (m - 3) / (m - 1) * s2 * s2) / m
-    se = jnp.sqrt(jnp.maximum(var_s2, 0))
-    return VarianceEstimate(
-        var=s2,
-        se=se,
-        mean=jnp.squeeze(mean, axis=axis),
-        mean_se=jnp.sqrt(s2 / m),
-        trials=m,
-    )
+    est = _moments(xp, x, axis, m)
+    if xp is np:  # 0-d arrays -> NumPy scalars, like any NumPy reduction
+        est = est._replace(**{f: getattr(est, f)[()] for f in est._fields[:4]})
+    return est
+
+
+# --------------------------------------------------------------------------
+# Simulators of G
+# --------------------------------------------------------------------------
 
 
 @functools.partial(
     jax.jit,
     static_argnames=("n", "trials", "estimator", "reward", "z_dist", "dtype"),
 )
-def _simulate_gradient(key, p, z_mean, z_var, corr, concentration, reward_sd, df,
-                       *, n, trials, estimator, reward, z_dist, dtype):
-    r, z = _sample(key, p, z_mean, z_var, corr, concentration, reward_sd, df,
-                   n=n, trials=trials, reward=reward, z_dist=z_dist, dtype=dtype)
+def _simulate_gradient(key, p, numbers, *, n, trials, estimator, reward, z_dist,
+                       dtype):
+    r, z = _draw(key, p, numbers, n=n, trials=trials, reward=reward,
+                 z_dist=z_dist, dtype=dtype)
     return group_gradient(r, z, estimator)
 
 
@@ -445,23 +532,17 @@ def simulate_gradient(
     p: ArrayLike,
     n: int,
     trials: int,
+    model: RolloutModel | None = None,
     *,
     estimator: str = "rloo",
-    reward: str = "pm1",
-    z_dist: str = "normal",
-    z_mean: ArrayLike = 0.0,
-    z_var: ArrayLike = 1.0,
-    corr: ArrayLike = 0.0,
     dtype=jnp.float32,
-    df: ArrayLike = 8.0,
-    concentration: ArrayLike = 2.0,
-    reward_sd: ArrayLike = 1.0,
+    **settings,
 ) -> jax.Array:
     """``trials`` independent group gradients ``G`` for one prompt.
 
     :func:`sample_rollouts` followed by :func:`group_gradient` in one jitted
-    call (GRPO uses the population std and ``eps = 1e-6``). Returns shape
-    ``(trials,)``.
+    call (GRPO uses the population std and ``eps = 1e-6``). ``model`` and
+    ``settings`` as for :func:`sample_rollouts`. Returns shape ``(trials,)``.
 
     >>> g = simulate_gradient(jax.random.key(0), 0.5, 8, 1000, estimator="drgrpo")
     >>> g.shape
@@ -470,32 +551,59 @@ def simulate_gradient(
     n = check_int("n", n, minimum=2)
     trials = check_int("trials", trials, minimum=1)
     check_choice("estimator", estimator, ADVANTAGE_ESTIMATORS)
-    _check_sampling_args(p, reward, z_dist, z_var, df, concentration, reward_sd)
+    m = _model(model, settings)
+    _check_model(m)
+    check_probabilities("p", p)
     return _simulate_gradient(
-        key, p, z_mean, z_var, corr, concentration, reward_sd, df,
-        n=n, trials=trials, estimator=estimator, reward=reward, z_dist=z_dist,
-        dtype=jnp.dtype(dtype),
+        key, p, m.numbers(), n=n, trials=trials, estimator=estimator,
+        reward=m.reward, z_dist=m.z_dist, dtype=_float_dtype(dtype),
     )
+
+
+def _masked_group_gradient(key, p, n_real, numbers, *, n_max, trials, reward,
+                           z_dist, dtype, estimators):
+    """G of ``estimators`` (stacked) for one prompt padded to ``n_max``."""
+    r, z = _draw(key, p, numbers, n=n_max, trials=trials, reward=reward,
+                 z_dist=z_dist, dtype=dtype)
+    mask = jnp.broadcast_to(jnp.arange(n_max) < n_real, r.shape)
+    r = jnp.where(mask, r, 0)
+    return jnp.stack([group_gradient(r, z, e, mask=mask) for e in estimators])
 
 
 @functools.partial(
     jax.jit,
     static_argnames=("n_max", "trials", "estimator", "reward", "z_dist", "dtype"),
 )
-def _simulate_batch(key, p, n, z_mean, z_var, corr, concentration, reward_sd, df,
-                    *, n_max, trials, estimator, reward, z_dist, dtype):
+def _simulate_batch(key, p, n, numbers, *, n_max, trials, estimator, reward,
+                    z_dist, dtype):
     keys = jax.random.split(key, p.shape[0])
+    z_mean, z_var, *shared = numbers
 
     def one(k, pq, nq, zm, zv):
-        r, z = _sample(k, pq, zm, zv, corr, concentration, reward_sd, df,
-                       n=n_max, trials=trials, reward=reward, z_dist=z_dist,
-                       dtype=dtype)
-        mask = jnp.broadcast_to(jnp.arange(n_max) < nq, r.shape)
-        r = jnp.where(mask, r, 0)
-        return group_gradient(r, z, estimator, mask=mask)
+        return _masked_group_gradient(
+            k, pq, nq, (zm, zv, *shared), n_max=n_max, trials=trials,
+            reward=reward, z_dist=z_dist, dtype=dtype, estimators=(estimator,))[0]
 
-    g = jax.vmap(one)(keys, p, n, z_mean, z_var)  # (B, trials)
-    return g.T
+    return jax.vmap(one)(keys, p, n, z_mean, z_var).T  # (trials, B)
+
+
+def _check_counts(n_arr, p_shape, n_max):
+    """Validate per-prompt counts; returns the static ``n_max``."""
+    if n_arr.shape != p_shape:
+        raise ValueError(f"n must have the shape of p {p_shape}; got {n_arr.shape}")
+    if is_concrete(n_arr):
+        if not jnp.issubdtype(n_arr.dtype, jnp.integer):
+            raise ValueError(f"n must be integer; got dtype {n_arr.dtype}")
+        if n_arr.size and int(jnp.min(n_arr)) < 2:
+            raise ValueError(f"n must be >= 2 everywhere; got min {int(n_arr.min())}")
+    if n_max is None:
+        if not is_concrete(n_arr):
+            raise ValueError("n_max is required when n is traced (inside jit/vmap)")
+        n_max = int(jnp.max(n_arr))
+    n_max = check_int("n_max", n_max, minimum=2)
+    if is_concrete(n_arr) and int(jnp.max(n_arr)) > n_max:
+        raise ValueError(f"n_max={n_max} is below max(n)={int(jnp.max(n_arr))}")
+    return n_max
 
 
 def simulate_batch(
@@ -503,27 +611,21 @@ def simulate_batch(
     p: ArrayLike,
     n: ArrayLike,
     trials: int,
+    model: RolloutModel | None = None,
     *,
     estimator: str = "rloo",
     n_max: int | None = None,
-    reward: str = "pm1",
-    z_dist: str = "normal",
-    z_mean: ArrayLike = 0.0,
-    z_var: ArrayLike = 1.0,
-    corr: ArrayLike = 0.0,
     dtype=jnp.float32,
-    df: ArrayLike = 8.0,
-    concentration: ArrayLike = 2.0,
-    reward_sd: ArrayLike = 1.0,
+    **settings,
 ) -> jax.Array:
     """Group gradients for a batch of prompts with per-prompt rollout counts.
 
     Prompt ``q`` has success probability ``p[q]`` and ``n[q]`` rollouts; its
     groups are padded to ``n_max`` (default ``max(n)``) and masked, so one
-    compiled program serves any allocation. ``z_mean`` and ``z_var`` may be
-    per prompt (shape ``(B,)``): a non-constant ``z_var`` makes ``Z``
-    heteroscedastic across prompts (breaks App. B.3's equal ``sigma_Z``).
-    Prompts are independent.
+    compiled program serves any allocation. The model's ``z_mean`` and
+    ``z_var`` may be per prompt (shape ``(B,)``): a non-constant ``z_var``
+    makes ``Z`` heteroscedastic across prompts (breaks the equal ``sigma_Z``
+    of the paper's App. B.3). Prompts are independent.
 
     Returns:
       ``G`` of shape ``(trials, B)``.
@@ -538,30 +640,17 @@ def simulate_batch(
         raise ValueError(f"p must have shape (B,); got {p.shape}")
     check_probabilities("p", p)
     n_arr = jnp.asarray(n)
-    if n_arr.shape != p.shape:
-        raise ValueError(f"n must have the shape of p {p.shape}; got {n_arr.shape}")
-    if is_concrete(n_arr):
-        if not jnp.issubdtype(n_arr.dtype, jnp.integer):
-            raise ValueError(f"n must be integer; got dtype {n_arr.dtype}")
-        if n_arr.size and int(jnp.min(n_arr)) < 2:
-            raise ValueError(f"n must be >= 2 everywhere; got min {int(n_arr.min())}")
-    if n_max is None:
-        if not is_concrete(n_arr):
-            raise ValueError("n_max is required when n is traced (inside jit/vmap)")
-        n_max = int(jnp.max(n_arr))
-    n_max = check_int("n_max", n_max, minimum=2)
-    if is_concrete(n_arr) and int(jnp.max(n_arr)) > n_max:
-        raise ValueError(f"n_max={n_max} is below max(n)={int(jnp.max(n_arr))}")
+    n_max = _check_counts(n_arr, p.shape, n_max)
     trials = check_int("trials", trials, minimum=1)
     check_choice("estimator", estimator, ADVANTAGE_ESTIMATORS)
-    _check_sampling_args(p, reward, z_dist, z_var, df, concentration, reward_sd)
-    dtype = jnp.dtype(dtype)
-    zm = jnp.broadcast_to(jnp.asarray(z_mean, dtype), p.shape)
-    zv = jnp.broadcast_to(jnp.asarray(z_var, dtype), p.shape)
+    m = _model(model, settings)
+    _check_model(m)
+    dtype = _float_dtype(dtype)
+    m = m._replace(z_mean=jnp.broadcast_to(jnp.asarray(m.z_mean, dtype), p.shape),
+                   z_var=jnp.broadcast_to(jnp.asarray(m.z_var, dtype), p.shape))
     return _simulate_batch(
-        key, p.astype(dtype), n_arr, zm, zv, corr, concentration, reward_sd, df,
-        n_max=n_max, trials=trials, estimator=estimator, reward=reward,
-        z_dist=z_dist, dtype=dtype,
+        key, p.astype(dtype), n_arr, m.numbers(), n_max=n_max, trials=trials,
+        estimator=estimator, reward=m.reward, z_dist=m.z_dist, dtype=dtype,
     )
 
 
@@ -594,20 +683,17 @@ def simulate_cells(
     and returns ``G`` for the estimator
     ``ADVANTAGE_ESTIMATORS[estimator_index[k]]`` (0 GRPO, 1 Dr. GRPO, 2 RLOO).
     All per-cell arguments have shape ``(K,)``; the result is ``(K, trials)``.
-    This is the workhorse of ``vipcore verify``: one compilation per
+    The remaining settings are those of :class:`RolloutModel`. This is the
+    workhorse of ``vipcore verify``: one compilation per
     ``(n_max, trials, reward, z_dist)`` serves any grid of cells. No argument
     checks (it is the jittable core; see :func:`simulate_gradient`).
     """
 
     def one(k, pq, nq, eq, zm, zv, c):
-        r, z = _sample(k, pq, zm, zv, c, concentration, reward_sd, df,
-                       n=n_max, trials=trials, reward=reward, z_dist=z_dist,
-                       dtype=dtype)
-        mask = jnp.broadcast_to(jnp.arange(n_max) < nq, r.shape)
-        r = jnp.where(mask, r, 0)
-        gs = jnp.stack(
-            [group_gradient(r, z, e, mask=mask) for e in ADVANTAGE_ESTIMATORS]
-        )
+        gs = _masked_group_gradient(
+            k, pq, nq, (zm, zv, c, df, concentration, reward_sd), n_max=n_max,
+            trials=trials, reward=reward, z_dist=z_dist, dtype=dtype,
+            estimators=ADVANTAGE_ESTIMATORS)
         return gs[eq]
 
     return jax.vmap(one)(keys, p, n, estimator_index, z_mean, z_var, corr)

@@ -112,8 +112,8 @@ def pearson_groups(
     >>> round(float(res.statistic[0]), 4), int(res.n_excluded)
     (0.8452, 1)
     """
-    r, m = as_groups("R", R, lengths=lengths, mask=mask)
-    z, mz = as_groups("Z", Z, lengths=lengths, mask=mask)
+    r, m = as_groups("R", R, lengths=lengths, mask=mask, per_group_scale=True)
+    z, mz = as_groups("Z", Z, lengths=lengths, mask=mask, per_group_scale=True)
     if r.shape != z.shape or not _same(m, mz):
         raise ValueError(
             f"R and Z must have the same groups and lengths; got shapes {r.shape} "

@@ -53,7 +53,8 @@ class PearsonGroupsResult(NamedTuple):
     Attributes:
       statistic: ``(Q,)`` sample correlation ``r_q`` (NaN for excluded groups).
       pvalue: ``(Q,)`` two-sided p-value from ``t_{n_q - 2}`` (NaN if excluded).
-      df: ``(Q,)`` integer degrees of freedom ``n_q - 2`` (also for excluded).
+      df: ``(Q,)`` integer degrees of freedom ``max(n_q - 2, 0)`` (also for
+        excluded groups; never negative).
       used: ``(Q,)`` bool, True where the group was tested.
       n_used: number of tested groups.
       n_excluded: groups with ``n_q < 3`` or constant R or Z.
@@ -96,8 +97,8 @@ class VarianceTestResult(NamedTuple):
     Attributes:
       statistic: the one-way ANOVA statistic ``W`` of the transformed values.
       pvalue: ``P(F_{dfn, dfd} >= W)``.
-      dfn: ``k - 1`` with ``k`` groups used (integer).
-      dfd: ``N - k`` with ``N`` observations in used groups (integer).
+      dfn: ``k - 1`` with ``k`` groups used (integer; 0 when ``k = 0``).
+      dfd: ``N - k`` with ``N`` observations in used groups (integer, >= 0).
       n_used: groups used (``k``).
       n_excluded: groups too small (Levene ``n < 2``, O'Brien ``n < 3``).
     """
@@ -123,6 +124,16 @@ def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(jnp.where(mask, x, 0), axis=-1) / c
 
 
+def _pow2_rescale(x: jax.Array, mask: jax.Array, axis) -> jax.Array:
+    """``x * 2**-e`` with ``max |x|`` over ``mask`` along ``axis`` in
+    ``[0.5, 1)``: exact (a power of two), so sums of squares of finite data
+    cannot overflow; the tests here are invariant to it. Non-finite or
+    all-zero data is left as it is."""
+    big = jnp.max(jnp.where(mask, jnp.abs(x), 0), axis=axis, keepdims=True)
+    _, e = jnp.frexp(jnp.where(jnp.isfinite(big) & (big > 0), big, 1))
+    return jnp.ldexp(x, -e)
+
+
 def pearson_masked(R: ArrayLike, Z: ArrayLike, mask: ArrayLike) -> PearsonGroupsResult:
     r"""Per-group Pearson test on padded ``(Q, n_max)`` arrays (pure, jittable).
 
@@ -139,7 +150,8 @@ def pearson_masked(R: ArrayLike, Z: ArrayLike, mask: ArrayLike) -> PearsonGroups
     """
     R, Z, mask = jnp.asarray(R), jnp.asarray(Z), jnp.asarray(mask)
     dt = jnp.result_type(R, Z)
-    R, Z = R.astype(dt), Z.astype(dt)
+    R = _pow2_rescale(R.astype(dt), mask, -1)
+    Z = _pow2_rescale(Z.astype(dt), mask, -1)
     c = _count(mask)
 
     def centred(x):
@@ -157,7 +169,7 @@ def pearson_masked(R: ArrayLike, Z: ArrayLike, mask: ArrayLike) -> PearsonGroups
     sxx = jnp.sum(dr * dr, -1)
     szz = jnp.sum(dz * dz, -1)
     r = jnp.clip(jnp.sum(dr * dz, -1) / (jnp.sqrt(sxx) * jnp.sqrt(szz)), -1, 1)
-    df = c - 2
+    df = jnp.maximum(c - 2, 0)
     dff = df.astype(dt)
     t = r * jnp.sqrt(dff / ((1 - r) * (1 + r)))
     p = t_sf_two_sided(jnp.where(used, t, 0), jnp.maximum(dff, 1))
@@ -239,6 +251,7 @@ def oneway_statistic(
     """
     dt = y.dtype
     w = mask & used[..., None]
+    y = _pow2_rescale(y, w, (-2, -1))
     c = _count(w).astype(dt)
     k = jnp.sum(used, -1)
     n_obs = jnp.sum(_count(w), -1)
@@ -246,7 +259,7 @@ def oneway_statistic(
     ybar = jnp.sum(jnp.where(w, y, 0), (-2, -1)) / jnp.maximum(n_obs, 1).astype(dt)
     ssb = jnp.sum(jnp.where(used, c * (ybar_q - ybar[..., None]) ** 2, 0), -1)
     ssw = jnp.sum(jnp.where(w, (y - ybar_q[..., None]) ** 2, 0), (-2, -1))
-    dfn, dfd = k - 1, n_obs - k
+    dfn, dfd = jnp.maximum(k - 1, 0), jnp.maximum(n_obs - k, 0)
     ok = (dfn >= 1) & (dfd >= 1)
     stat = jnp.where(ok, (dfd.astype(dt) / dfn.astype(dt)) * (ssb / ssw), jnp.nan)
     return VarianceTestResult(stat, None, dfn, dfd, k, mask.shape[-2] - k)
@@ -298,6 +311,7 @@ def levene_transform(
     """``(Y, used)``: absolute deviations from the group centre, ``n_q >= 2``."""
     check_choice("center", center, ("median", "mean"))
     Z, mask = jnp.asarray(Z), jnp.asarray(mask)
+    Z = _pow2_rescale(Z, mask, (-2, -1))
     if center == "median":
         ctr = _masked_median(Z, mask)
     else:
@@ -325,6 +339,7 @@ def obrien_transform(Z: ArrayLike, mask: ArrayLike) -> tuple[jax.Array, jax.Arra
     """``(Y, used)``: O'Brien's transform (as ``scipy.stats.obrientransform``),
     groups with ``n_q >= 3``."""
     Z, mask = jnp.asarray(Z), jnp.asarray(mask)
+    Z = _pow2_rescale(Z, mask, (-2, -1))
     dt = Z.dtype
     c = _count(mask)
     n = c.astype(dt)[..., None]

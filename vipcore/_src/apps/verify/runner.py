@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import platform
 import time
 from pathlib import Path
 
+from vipcore._src._checks import check_int
 from vipcore._src._serialize import jsonable
 from vipcore._src.apps.verify.report import (
     RUN_FWER,
@@ -23,7 +25,7 @@ from vipcore._src.apps.verify.report import (
     format_table,
 )
 
-__all__ = ["SECTIONS", "run_verify", "versions"]
+__all__ = ["SECTIONS", "MAX_SEED", "run_verify", "section_names", "versions"]
 
 #: Report sections, in order. Each module defines ``section(cfg)``.
 SECTIONS: tuple[str, ...] = (
@@ -33,6 +35,16 @@ SECTIONS: tuple[str, ...] = (
     "vipcore._src.apps.verify.sweep",
     "vipcore._src.apps.verify.grpo",
 )
+
+
+#: Largest seed: keys are 32-bit (a larger seed would silently wrap around
+#: and repeat another seed's draws).
+MAX_SEED = 2**32 - 1
+
+
+def section_names() -> dict[str, str]:
+    """Short name (the module's last component) -> module, for ``--only``."""
+    return {name.rsplit(".", 1)[-1]: name for name in SECTIONS}
 
 
 def _load_sections(names: tuple[str, ...]) -> list:
@@ -63,6 +75,17 @@ def versions() -> dict[str, str]:
     }
 
 
+def _check_args(seed, mode, trials) -> int:
+    if mode not in ("quick", "default", "full"):
+        raise ValueError(f"mode must be 'quick', 'default' or 'full'; got {mode!r}")
+    seed = check_int("seed", seed, minimum=0)
+    if seed > MAX_SEED:
+        raise ValueError(f"seed must lie in [0, {MAX_SEED}]; got {seed}")
+    if trials is not None:
+        check_int("trials", trials, minimum=2)
+    return seed
+
+
 def run_verify(
     *,
     out: Path,
@@ -74,27 +97,31 @@ def run_verify(
 ) -> tuple[bool, list[SectionResult]]:
     """Run the report sections and write ``report.md`` and ``results.json``.
 
+    Arguments are checked before anything is written. ``sections`` are module
+    names (default: all of :data:`SECTIONS`); a subset keeps the thresholds of
+    the full report (each section's share of :data:`RUN_FWER` is always
+    ``1 / len(SECTIONS)``), so a section passes or fails the same way alone.
     Returns ``(all_passed, section_results)``.
     """
-    if mode not in ("quick", "default", "full"):
-        raise ValueError(f"mode must be 'quick', 'default' or 'full'; got {mode!r}")
-    if trials is not None and trials < 2:
-        raise ValueError(f"trials must be >= 2; got {trials}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    seed = _check_args(seed, mode, trials)
     mods = _load_sections(sections)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a directory; {out} is a file")
+    out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda msg: None)
     cfg = VerifyConfig(
         seed=seed, mode=mode, trials=trials, out=out,
-        n_sections=max(len(mods), 1), progress=say,
+        n_sections=max(len(_load_sections(SECTIONS)), len(mods), 1), progress=say,
     )
     results: list[SectionResult] = []
     timings = {}
+    t0, c0 = time.perf_counter(), time.process_time()
     for i, mod in enumerate(mods, 1):
         say(f"[{i}/{len(mods)}] {mod.__name__.rsplit('.', 1)[-1]} ...")
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()
         res = mod.section(cfg)
-        timings[res.title] = time.perf_counter() - t0
+        timings[res.title] = time.perf_counter() - t1
         say(
             f"[{i}/{len(mods)}] {res.title}: "
             f"{sum(c.passed for c in res.checks)}/{len(res.checks)} checks passed "
@@ -102,11 +129,15 @@ def run_verify(
         )
         results.append(res)
     ok = all(r.passed for r in results)
-    _write(out, cfg, results, ok, timings)
+    machine = {"wall_s": time.perf_counter() - t0,
+               "cpu_s": time.process_time() - c0,
+               "loadavg": list(os.getloadavg()), "cpu_count": os.cpu_count()}
+    _write(out, cfg, results, ok, timings, machine)
     return ok, results
 
 
-def _write(out: Path, cfg: VerifyConfig, results, ok: bool, timings) -> None:
+def _write(out: Path, cfg: VerifyConfig, results, ok: bool, timings, machine
+           ) -> None:
     vers = versions()
     n_checks = sum(len(r.checks) for r in results)
     n_pass = sum(c.passed for r in results for c in r.checks)
@@ -117,12 +148,17 @@ def _write(out: Path, cfg: VerifyConfig, results, ok: bool, timings) -> None:
         "",
         f"Settings: mode `{cfg.mode}`, seed {cfg.seed}, trials "
         f"{cfg.trials if cfg.trials is not None else 'per section default'}. "
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ". "
+        f"Time: {machine['wall_s']:.0f} s wall, {machine['cpu_s']:.0f} s CPU on "
+        f"{machine['cpu_count']} cores, load average "
+        f"{machine['loadavg'][0]:.1f} at the end.",
         "",
         "Thresholds: every z threshold is Bonferroni-corrected so that a correct "
         f"implementation fails this whole run with probability below {RUN_FWER:g} "
-        f"(split equally over {cfg.n_sections} sections), for any seed. A negative "
-        "control *passes* when it detects the broken assumption.",
+        f"(split equally over the {cfg.n_sections} sections of the full report), "
+        "for any seed. Exact rows (no Monte Carlo) compare a library function with "
+        "an independent oracle at a tolerance set by the working precision. A "
+        "negative control *passes* when it detects the broken assumption.",
         "",
     ]
     for r in results:
@@ -140,6 +176,7 @@ def _write(out: Path, cfg: VerifyConfig, results, ok: bool, timings) -> None:
         "run_fwer": RUN_FWER,
         "versions": vers,
         "timings_s": timings,
+        "machine": machine,
         "sections": {
             r.title: {
                 "passed": r.passed,

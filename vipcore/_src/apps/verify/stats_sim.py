@@ -33,7 +33,7 @@ from vipcore._src.stats.masked import (
     pearson_masked,
 )
 
-__all__ = ["TESTS", "battery", "simulate_pvalues"]
+__all__ = ["TESTS", "CHUNK", "battery", "battery_one", "simulate_pvalues"]
 
 #: Global tests in the order :func:`battery` returns their p-values.
 TESTS = ("fisher", "edgington", "levene_median", "levene_mean", "obrien")
@@ -57,6 +57,20 @@ def battery(R: jax.Array, Z: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 _battery_batch = jax.jit(jax.vmap(battery, in_axes=(0, 0, None)))
+
+#: Data sets per compiled call of :func:`simulate_pvalues` (its default).
+CHUNK = 100
+
+
+def battery_one(R: jax.Array, Z: jax.Array, mask: jax.Array,
+                *, chunk: int = CHUNK) -> jax.Array:
+    """:func:`battery` on one float32 data set through the compiled program of
+    :func:`simulate_pvalues` (the data set repeated ``chunk`` times: cheaper
+    than compiling another program)."""
+    tile = (chunk, *R.shape)
+    R = jnp.broadcast_to(jnp.asarray(R, jnp.float32), tile)
+    Z = jnp.broadcast_to(jnp.asarray(Z, jnp.float32), tile)
+    return _battery_batch(R, Z, mask)[0]
 
 
 def _sample(kdesign, kd, z_mean, corr, het, *, q, n, trials, z_dist, dtype):
@@ -85,7 +99,7 @@ def simulate_pvalues(
     corr: float = 0.0,
     het: float = 0.0,
     dtype=jnp.float32,
-    chunk: int = 250,
+    chunk: int = CHUNK,
 ) -> np.ndarray:
     """p-values of :data:`TESTS` on ``trials`` simulated data sets.
 
