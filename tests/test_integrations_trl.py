@@ -49,7 +49,7 @@ def fresh_planner(reward="binary"):
     """The planner ``tests/_trl_run.py`` builds (kept in step with it)."""
     emb = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
     return vipcore.Planner(emb, ids=IDS, lower=2, upper=8, reward=reward,
-                           predictor="gp")
+                           predictor="gp_authors" if reward == "binary" else "gp")
 
 
 def _free_port():
