@@ -657,3 +657,66 @@ def test_docstring_examples():
 
     res = doctest.testmod(G, optionflags=doctest.ELLIPSIS)
     assert res.attempted >= 5 and res.failed == 0
+
+
+# --------------------------------------------------------------------------
+# The public entry points: allocate(estimator="grpo"), the CLI, the Planner
+
+
+def test_allocate_estimator_grpo_is_allocate_grpo():
+    """``vipcore.allocate(..., estimator="grpo")`` solves the GRPO problem, not
+    the RLOO one: on an instance where the two differ it returns the brute
+    force GRPO optimum (and not the RLOO integers)."""
+    p = np.array([0.05, 0.5, 0.95, 0.3])
+    C, L, U = 20, 2, 10
+    got = vipcore.allocate(p, C, L, U, estimator="grpo")
+    np.testing.assert_array_equal(got, vipcore.allocate_grpo(p, C, L, U))
+    best = min((n for n in itertools.product(range(L, U + 1), repeat=4)
+                if sum(n) == C),
+               key=lambda n: float(G.grpo_terms(p, np.array(n)).normalized_variance.sum()))
+    obj = functools.partial(lambda n: float(G.grpo_terms(p, n).normalized_variance.sum()))
+    assert obj(got) <= obj(np.array(best)) * (1 + 1e-6)
+    assert not np.array_equal(got, vipcore.allocate(p, C, L, U, estimator="rloo"))
+    assert vipcore.get_allocator("vip")(p, C, L, U, estimator="grpo").tolist() == got.tolist()
+    with pytest.raises(ValueError, match="'rloo', 'drgrpo', 'grpo'"):
+        vipcore.allocate(p, C, L, U, estimator="GRPO")
+
+
+def test_cli_estimator_grpo(tmp_path, capsys):
+    import json
+
+    from vipcore._src.apps.cli import main
+
+    p = [0.05, 0.5, 0.95, 0.3]
+    f = tmp_path / "p.txt"
+    f.write_text("".join(f"{x}\n" for x in p))
+    assert main(["allocate", str(f), "-C", "20", "-U", "10", "--estimator", "grpo",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    want = vipcore.allocate_grpo(p, 20, 2, 10)
+    assert out["n"] == want.tolist() and out["estimator"] == "grpo"
+    obj = float(G.grpo_terms(np.array(p), want).normalized_variance.sum())
+    assert out["objective"] == pytest.approx(obj, rel=1e-6)
+    assert out["objective"] < out["objective_uniform"]
+    assert main(["allocate", str(f), "-C", "20", "-U", "10", "--estimator", "grpo",
+                 "-L", "1"]) == 2
+    assert "--lower must be >= 2" in capsys.readouterr().err
+
+
+def test_planner_estimator_grpo():
+    """The Planner plans with the GRPO allocation and reports its metrics
+    under the GRPO objective (the ratio is the plan's over a uniform split)."""
+    pl = vipcore.Planner(num_prompts=4, estimator="grpo", upper=10,
+                         predictor="moving_average")
+    pl.observe([0, 1, 2, 3], successes=[0, 1, 2, 1], counts=[2, 2, 2, 2])
+    counts = pl.plan([0, 1, 2, 3], 20)
+    p = np.asarray(pl.predict([0, 1, 2, 3]), np.float64)
+    np.testing.assert_array_equal(counts, vipcore.allocate_grpo(p, 20, 2, 10))
+    m = pl.metrics
+    v = lambda n: float(G.grpo_terms(p, np.asarray(n)).normalized_variance.sum())  # noqa: E731
+    assert m["vip/pred_var_ratio_vs_uniform"] == pytest.approx(v(counts) / v([5] * 4),
+                                                              rel=1e-5)
+    assert m["vip/rollouts_saved_vs_uniform"] >= -1e-6
+    with pytest.raises(ValueError, match="estimator='grpo' needs reward='binary'"):
+        vipcore.Planner(num_prompts=4, estimator="grpo", reward="continuous",
+                        predictor="moving_average")

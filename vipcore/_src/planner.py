@@ -85,7 +85,7 @@ from vipcore._src.predict import _state_io
 from vipcore._src.predict._batch import prepare_batch
 from vipcore._src.predict.registry import PREDICTORS, get_predictor, state_types
 from vipcore._src.predict.uncertainty import RULES, effective_probabilities
-from vipcore._src.variance import ESTIMATORS
+from vipcore._src.allocation.solve import ALLOCATION_ESTIMATORS
 
 __all__ = [
     "PREDICTORS",
@@ -201,7 +201,10 @@ def _validate_config(cfg: dict) -> dict:
     if set(cfg) != keys:
         raise ValueError(f"config must have the keys {sorted(keys)}; got "
                          f"{sorted(cfg)}")
-    est = check_choice("estimator", cfg["estimator"], ESTIMATORS)
+    est = check_choice("estimator", cfg["estimator"], ALLOCATION_ESTIMATORS)
+    if est == "grpo" and cfg["reward"] != "binary":
+        raise ValueError("estimator='grpo' needs reward='binary' (its objective "
+                         "is exact for 0/1 rewards)")
     lower = MIN_LOWER[est] if cfg["lower"] is None else cfg["lower"]
     lower = check_int("lower", lower, minimum=MIN_LOWER[est])
     upper = check_int("upper", cfg["upper"], minimum=1)
@@ -319,7 +322,9 @@ class Planner:
       num_prompts: ``Q`` when there are neither embeddings nor ids.
       ids: optional sequence of ``Q`` unique prompt ids (strings such as
         dataset uids, or integers); default: the row numbers ``0..Q-1``.
-      estimator: ``"rloo"`` or ``"drgrpo"`` (the allocation objective).
+      estimator: the allocation objective: ``"rloo"``, ``"drgrpo"``, or
+        ``"grpo"`` (std-normalised advantages, the TRL and verl default; binary
+        rewards only).
       lower, upper: bounds ``L <= n_q <= U`` on rollouts per prompt;
         ``lower`` defaults to the smallest valid value (2 for RLOO, 3 for
         Dr. GRPO).
@@ -953,6 +958,8 @@ def _plan_metrics(pred, a, counts, budget, cfg):
         out["vip/pred_frac_zero_std"] = float(np.mean(zero_variance_probability(p, n)))
     else:
         out["vip/pred_mean_var"] = float(np.mean(a))
+    if est == "grpo":
+        return {**out, **_grpo_plan_metrics(np.clip(pred, 0, 1), counts, budget)}
     c = np.asarray(variance_factor(n, est), np.float64)
     v_plan = float(np.sum(a * c))
     total_a = float(np.sum(a))
@@ -971,3 +978,23 @@ def _plan_metrics(pred, a, counts, budget, cfg):
     out["vip/rollouts_saved_vs_uniform"] = float(saved)
     out["vip/rollouts_saved_frac"] = float(saved / budget)
     return out
+
+
+def _grpo_plan_metrics(p, counts, budget):
+    """Plan metrics under GRPO's signal-normalised objective: the ratio to a
+    uniform split of the same budget, and the rollouts a uniform split would
+    need to match the plan (linear between integer group sizes)."""
+    from vipcore._src.allocation.grpo import GRPO_MAX_N, grpo_terms
+
+    b = p.shape[0]
+    v_plan = float(np.sum(grpo_terms(p, counts).normalized_variance))
+    hi = int(min(GRPO_MAX_N, max(4 * math.ceil(budget / b), counts.max(), 3)))
+    levels = np.arange(2, hi + 1)
+    v = np.asarray(grpo_terms(p[:, None], levels[None, :], n_max=hi)
+                   .normalized_variance, np.float64).sum(0)  # decreasing in n
+    v_unif = float(np.interp(budget / b, levels, v))
+    n_u = budget / b if v[0] <= 0 else float(np.interp(v_plan, v[::-1], levels[::-1]))
+    saved = b * n_u - budget
+    return {"vip/pred_var_ratio_vs_uniform": v_plan / v_unif if v_unif > 0 else 1.0,
+            "vip/rollouts_saved_vs_uniform": float(saved),
+            "vip/rollouts_saved_frac": float(saved / budget)}

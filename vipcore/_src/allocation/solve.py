@@ -53,6 +53,9 @@ from vipcore._src.allocation.status import (
 from vipcore._src.allocation.threshold import solve_integer
 from vipcore._src.variance import ESTIMATORS
 
+#: What :func:`allocate` accepts as ``estimator``.
+ALLOCATION_ESTIMATORS = (*ESTIMATORS, "grpo")
+
 __all__ = ["Allocation", "solve", "allocate"]
 
 
@@ -238,7 +241,12 @@ def allocate(
       C: total rollout budget, ``B*L <= C <= B*U``, below ``2**31``.
       L, U: per-prompt bounds; ``L >= 2`` for ``"rloo"``, ``L >= 3`` for
         ``"drgrpo"``; ``U`` may be any integer ``>= L``.
-      estimator: ``"rloo"`` (Prop 4.3) or ``"drgrpo"`` (Prop 4.2).
+      estimator: ``"rloo"`` (Prop 4.3), ``"drgrpo"`` (Prop 4.2) or
+        ``"grpo"``: std-normalised advantages (the TRL and verl default), whose
+        objective is the signal-normalised variance of
+        :func:`~vipcore.allocate_grpo` (this call delegates to it; ``U`` is
+        then limited to ``GRPO_MAX_N`` rollouts per prompt after lowering it
+        to ``C - (B - 1) L``).
 
     Returns:
       ``np.ndarray`` of ``int64``, shape ``(B,)``, summing to ``C``.
@@ -254,7 +262,11 @@ def allocate(
     >>> allocate([0.5, 0.9, 0.99, 0.0], C=32, L=2, U=16).tolist()
     [16, 10, 4, 2]
     """
-    check_choice("estimator", estimator, ESTIMATORS)
+    check_choice("estimator", estimator, ALLOCATION_ESTIMATORS)
+    if estimator == "grpo":
+        from vipcore._src.allocation.grpo import allocate_grpo
+
+        return allocate_grpo(p_hat, C, L, U)
     p, C, L, U = check_allocation_args(p_hat, C, L, U, estimator)
     B = p.shape[0]
     pp, mask = pad_to_bucket(p, fill=0.5)

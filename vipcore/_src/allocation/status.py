@@ -33,7 +33,7 @@ INT32_MAX = 2**31 - 1
 
 #: Smallest lower bound for which each objective is convex (``None``: the
 #: heuristic baselines, which need at least one rollout per prompt).
-MIN_LOWER = {"rloo": 2, "drgrpo": 3, None: 1}
+MIN_LOWER = {"rloo": 2, "drgrpo": 3, "grpo": 2, None: 1}
 
 
 class AllocationStatus(enum.IntEnum):

@@ -28,7 +28,7 @@ HELP = "allocate a rollout budget over prompts from their success probabilities"
 #: ``--method`` choices: the registered allocators.
 METHODS = ("vip", "uniform", "inverse_accuracy", "inverse_variance")
 #: Smallest ``--lower`` per estimator for the exact allocator (convexity).
-_MIN_LOWER = {"rloo": 2, "drgrpo": 3}
+_MIN_LOWER = {"rloo": 2, "drgrpo": 3, "grpo": 2}
 
 
 def _column(text: str) -> str:
@@ -86,7 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--estimator drgrpo)")
     parser.add_argument("--upper", "-U", type=int_in(1, None), required=True,
                         help="maximum rollouts per prompt (any integer >= --lower)")
-    parser.add_argument("--estimator", choices=("rloo", "drgrpo"), default="rloo")
+    parser.add_argument("--estimator", choices=tuple(_MIN_LOWER), default="rloo",
+                        help="advantage estimator whose gradient variance is "
+                             "minimised: rloo (default), drgrpo, or grpo "
+                             "(std-normalised, the TRL and verl default)")
     parser.add_argument("--method", choices=METHODS, default="vip",
                         help="vip (default) or a heuristic baseline")
     parser.add_argument("--id-col", type=_column, default=None,
@@ -133,6 +136,22 @@ def _table_text(ids, n) -> str:
     return "\n".join(lines)
 
 
+_CONVENTION = (
+    "objective = sum_q c(n_q) * 4 p_q (1 - p_q), sigma_Z^2 = 1",
+    "objective = sum_q Var(G_q) / omega(n_q, p_q)^2 (signal-normalised GRPO "
+    "variance, vipcore.grpo_terms), sigma_Z^2 = 1",
+)
+
+
+def _objective(n, p, estimator: str) -> float:
+    from vipcore._src import allocation as A
+    from vipcore._src.allocation.grpo import grpo_terms
+
+    if estimator == "grpo":
+        return float(grpo_terms(p, n).normalized_variance.sum())
+    return float(A.allocation_objective(n, p, estimator))
+
+
 def _summary(args, table, n) -> dict:
     from vipcore._src import allocation as A
 
@@ -142,8 +161,7 @@ def _summary(args, table, n) -> dict:
         obj = obj_u = None  # the variance is undefined at n < MIN_LOWER
     else:
         uniform = A.allocate_uniform(p, C, L, U)
-        obj = float(A.allocation_objective(n, p, args.estimator))
-        obj_u = float(A.allocation_objective(uniform, p, args.estimator))
+        obj, obj_u = (_objective(m, p, args.estimator) for m in (n, uniform))
     if table.ids is not None:
         out["prompt_id"] = table.ids
     return {
@@ -154,7 +172,7 @@ def _summary(args, table, n) -> dict:
         "objective_uniform": obj_u,
         "variance_reduction_vs_uniform": (
             None if obj is None else (1 - obj / obj_u) if obj_u > 0 else 0.0),
-        "convention": "objective = sum_q c(n_q) * 4 p_q (1 - p_q), sigma_Z^2 = 1",
+        "convention": _CONVENTION[args.estimator == "grpo"],
     }
 
 
