@@ -75,7 +75,7 @@ def dataset():
 def planner(ids, reward="binary"):
     emb = np.random.default_rng(0).normal(size=(len(ids), 3)).astype(np.float32)
     return Planner(emb, ids=ids, lower=2, upper=8, reward=reward,
-                   # the published GP (embedding-driven): unseen prompts get unequal counts
+                   # the published GP, embedding-driven: unseen prompts differ
                    predictor="gp_authors" if reward == "binary" else "gp")
 
 

@@ -671,13 +671,15 @@ def test_allocate_estimator_grpo_is_allocate_grpo():
     C, L, U = 20, 2, 10
     got = vipcore.allocate(p, C, L, U, estimator="grpo")
     np.testing.assert_array_equal(got, vipcore.allocate_grpo(p, C, L, U))
+    def obj(n):
+        return float(G.grpo_terms(p, np.asarray(n)).normalized_variance.sum())
+
     best = min((n for n in itertools.product(range(L, U + 1), repeat=4)
-                if sum(n) == C),
-               key=lambda n: float(G.grpo_terms(p, np.array(n)).normalized_variance.sum()))
-    obj = functools.partial(lambda n: float(G.grpo_terms(p, n).normalized_variance.sum()))
-    assert obj(got) <= obj(np.array(best)) * (1 + 1e-6)
+                if sum(n) == C), key=obj)
+    assert obj(got) <= obj(best) * (1 + 1e-6)
     assert not np.array_equal(got, vipcore.allocate(p, C, L, U, estimator="rloo"))
-    assert vipcore.get_allocator("vip")(p, C, L, U, estimator="grpo").tolist() == got.tolist()
+    vip = vipcore.get_allocator("vip")
+    assert vip(p, C, L, U, estimator="grpo").tolist() == got.tolist()
     with pytest.raises(ValueError, match="'rloo', 'drgrpo', 'grpo'"):
         vipcore.allocate(p, C, L, U, estimator="GRPO")
 

@@ -80,12 +80,12 @@ from jax.typing import ArrayLike
 
 from vipcore._src._checks import check_choice, check_int
 from vipcore._src._files import atomic_write_bytes
+from vipcore._src.allocation.solve import ALLOCATION_ESTIMATORS
 from vipcore._src.allocation.status import INT32_MAX, MIN_LOWER
 from vipcore._src.predict import _state_io
 from vipcore._src.predict._batch import prepare_batch
 from vipcore._src.predict.registry import PREDICTORS, get_predictor, state_types
 from vipcore._src.predict.uncertainty import RULES, effective_probabilities
-from vipcore._src.allocation.solve import ALLOCATION_ESTIMATORS
 
 __all__ = [
     "PREDICTORS",
