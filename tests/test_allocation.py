@@ -486,8 +486,9 @@ def test_bad_input(args, match):
 def test_bad_input_estimator():
     with pytest.raises(ValueError, match="L must be >= 3 for estimator 'drgrpo'"):
         vipcore.allocate([0.5, 0.5], 8, 2, 8, "drgrpo")
-    with pytest.raises(ValueError, match="estimator must be one of 'rloo', 'drgrpo'"):
-        vipcore.allocate([0.5, 0.5], 8, 2, 8, "grpo")
+    with pytest.raises(ValueError,
+                       match="estimator must be one of 'rloo', 'drgrpo', 'grpo'"):
+        vipcore.allocate([0.5, 0.5], 8, 2, 8, "dr_grpo")
 
 
 # ---------------------------------------------------------------- baselines

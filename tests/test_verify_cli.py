@@ -8,6 +8,7 @@ import pytest
 
 from vipcore._src.apps.cli import main
 from vipcore._src.apps.verify import variance as vv
+from vipcore._src.apps.verify.runner import SECTIONS
 
 
 def test_verify_quick_end_to_end(tmp_path, capsys):
@@ -32,7 +33,8 @@ def test_verify_quick_end_to_end(tmp_path, capsys):
         assert f"]({fname})" in report
     assert "variance_vs_n.png" in sec["figures"]
     assert len(results["sections"]) == 2 and "machine" in results
-    assert "4 sections of the full report" in report  # thresholds of the full run
+    # thresholds of the full run: split over all five sections
+    assert "5 sections of the full report" in report and len(SECTIONS) == 5
     # the table is printed, progress goes to stderr
     assert "| check | theory |" in captured.out
     assert "variance" in captured.err

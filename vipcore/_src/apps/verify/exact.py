@@ -306,9 +306,9 @@ def _solve_rows(instances, oracle, dtype, width: int = 16) -> list[Check]:
         ncont.add(np.append(nc, nc.sum() / C), np.append(n_ref, 1.0), case)
         if lam_ref > 0 and np.any((n_ref > L + 1e-9) & (n_ref < U - 1e-9)):
             lam.add(res.lam, lam_ref, case)
-        zeros = np.zeros(width - p.size)  # padding: a = 0 adds exactly 0
+        zeros = np.zeros(width - p.size)  # padding: p = 0 (a = 0) adds exactly 0
         ao.add(vipcore.allocation_objective(
-            np.append(n, zeros).astype(np.int32), np.append(p, zeros).astype(dtype),
+            np.append(n, zeros + L).astype(np.int32), np.append(p, zeros).astype(dtype),
             est, 1.9), 1.9 * _objective(n, p, est), case)
     tag = np.dtype(dtype).name
     return [
