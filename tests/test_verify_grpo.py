@@ -66,7 +66,7 @@ def _formula(cfg, **kw):
 
 def _failing(specs, zstar):
     return [name for kind, name, th, em, se, _ in specs
-            if not vg._check(kind, name, th, em, se, zstar).passed]
+            if not vg.moment_check(kind, name, th, em, se, zstar).passed]
 
 
 def test_mutation_wrong_signal_weight_is_caught(quick, monkeypatch):

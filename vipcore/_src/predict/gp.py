@@ -434,12 +434,7 @@ def update(
     >>> predict(s, [0, 1]).tolist()
     [0.5, 0.5]
     """
-    check_choice("link", link, LINKS)
-    check_choice("noise", noise, NOISE_MODELS)
-    if noise == "binomial" and link != "sigmoid":
-        raise ValueError("noise='binomial' needs link='sigmoid'")
-    if not (0 < eps < 0.5):
-        raise ValueError(f"eps must lie in (0, 0.5); got {eps}")
+    _check_model(link, noise, eps)
     batch = prepare_batch(state.mean.shape[0], idx, observations, weights, link,
                            state.mean.dtype)
     if batch is None:
@@ -538,6 +533,16 @@ def shard(state: GPState, mesh: jax.sharding.Mesh, axis: str | None = None
     )
 
 
+def _check_model(link: str, noise: str, eps: float) -> None:
+    """``ValueError`` naming ``link``, ``noise`` or ``eps`` if out of range."""
+    check_choice("link", link, LINKS)
+    check_choice("noise", noise, NOISE_MODELS)
+    if noise == "binomial" and link != "sigmoid":
+        raise ValueError("noise='binomial' needs link='sigmoid'")
+    if not (0 < eps < 0.5):
+        raise ValueError(f"eps must lie in (0, 0.5); got {eps}")
+
+
 def default_latent_bound(link: str, eps: float, noise: str = "none"
                          ) -> float | None:
     r"""``latent_bound="auto"``: ``logit(1 - eps)`` for Algorithm 1's sigmoid link.
@@ -629,12 +634,7 @@ def gp_predictor(
     >>> pred.predict(s, jnp.arange(3)).tolist()
     [0.5, 0.5, 0.5]
     """
-    check_choice("link", link, LINKS)
-    check_choice("noise", noise, NOISE_MODELS)
-    if noise == "binomial" and link != "sigmoid":
-        raise ValueError("noise='binomial' needs link='sigmoid'")
-    if not (0 < eps < 0.5):
-        raise ValueError(f"eps must lie in (0, 0.5); got {eps}")
+    _check_model(link, noise, eps)
     bound = _check_bound(latent_bound, link, eps, noise)
     prior_mean = float(prior_mean)
     if not np.isfinite(prior_mean):

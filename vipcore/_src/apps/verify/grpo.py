@@ -40,13 +40,11 @@ from vipcore._src.allocation import allocate as allocate_rloo
 from vipcore._src.allocation import allocate_uniform
 from vipcore._src.allocation.grpo import allocate_grpo, grpo_terms, solve_separable_dp
 from vipcore._src.apps.verify.report import (
-    Check,
     SectionResult,
     VerifyConfig,
     bonferroni_z,
-    z_check,
 )
-from vipcore._src.apps.verify.variance import detection_power, log_z
+from vipcore._src.apps.verify.variance import detection_power, log_z, moment_check
 from vipcore._src.montecarlo import sample_rollouts
 from vipcore._src.variance import advantages
 
@@ -300,19 +298,6 @@ def _differences(rows):
 # --------------------------------------------------------------------------
 
 
-def _check(kind, name, theory, empirical, stderr, threshold, *, negative=False,
-           note=""):
-    if kind == "lin":
-        return z_check(name, theory, empirical, stderr, threshold,
-                       negative=negative, note=note)
-    z = log_z(theory, empirical, stderr)
-    reject = abs(z) > threshold
-    return Check(name=name, passed=reject if negative else not reject,
-                 theory=float(theory), empirical=float(empirical),
-                 stderr=float(stderr), z=float(z), threshold=float(threshold),
-                 negative=negative, note=note)
-
-
 def _expected_z(kind, wrong, true, se):
     if se <= 0:
         return math.inf
@@ -328,13 +313,13 @@ def section(cfg: VerifyConfig) -> SectionResult:
     alloc = _allocation_block(cfg, s, jax.random.fold_in(key, 3))
     pos, neg = pos + p2 + alloc["pos"], neg + n2 + alloc["neg"]
     zstar = bonferroni_z(cfg.section_fwer, len(pos))
-    checks = [_check(k, nm, th, em, se, zstar, note=nt)
+    checks = [moment_check(k, nm, th, em, se, zstar, note=nt)
               for k, nm, th, em, se, nt in pos]
     miss, neg_data = [], []
     for k, nm, wrong, em, se, true, nt in neg:
         power = detection_power(_expected_z(k, wrong, true, se), zstar)
         miss.append(1 - power)
-        checks.append(_check(k, nm, wrong, em, se, zstar, negative=True,
+        checks.append(moment_check(k, nm, wrong, em, se, zstar, negative=True,
                              note=f"{nt}; power {_fmt_power(power)}"))
         neg_data.append(dict(name=nm, wrong=wrong, true=true, power=power))
     fail_bound = cfg.section_fwer + sum(miss)

@@ -347,7 +347,7 @@ def _z(kind: str, theory: float, empirical: float, stderr: float) -> float:
     return (empirical - theory) / stderr
 
 
-def _check(kind, name, theory, empirical, stderr, threshold, *, negative=False,
+def moment_check(kind, name, theory, empirical, stderr, threshold, *, negative=False,
            note="") -> Check:
     """A row: linear z for means/differences, log-scale z for variances."""
     if kind == "lin":
@@ -381,14 +381,14 @@ def _fmt_power(power: float) -> str:
 
 
 def _mc_checks(pos, neg, zstar) -> tuple[list[Check], list[dict], list[float]]:
-    checks = [_check(k, name, th, emp, se, zstar, note=note)
+    checks = [moment_check(k, name, th, emp, se, zstar, note=note)
               for k, name, th, emp, se, note in pos]
     data, miss = [], []
     for kind, name, wrong, emp, se, true, note in neg:
         ez = _z(kind, wrong, true, se) if se > 0 else math.inf
         power = detection_power(ez, zstar)
         miss.append(1 - power)
-        checks.append(_check(kind, name, wrong, emp, se, zstar, negative=True,
+        checks.append(moment_check(kind, name, wrong, emp, se, zstar, negative=True,
                              note=f"{note}; power {_fmt_power(power)}"))
         data.append(dict(name=name, wrong=wrong, true=true, expected_z=ez,
                          power=power))
