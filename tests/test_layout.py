@@ -9,12 +9,16 @@ Layers (see ``docs/architecture.md``):
 * apps (``vipcore._src.apps``): the CLI, verify, simulate, bench.
 
 The test reads every module's source with ``ast`` (no import), so it also
-sees imports inside functions.
+sees imports inside functions. ``docs/architecture.md`` is checked against
+the tree: its tree names every module and nothing that does not exist, the
+paths and ``vipcore.*`` names in its text exist, and its worked examples run.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +163,154 @@ def test_function_sizes():
     assert not new, new
     stale = OVER_LIMIT - set(too_long)
     assert not stale, f"now short enough, remove from OVER_LIMIT: {stale}"
+
+
+# ------------------------------------------------ docs/architecture.md
+
+DOC = ROOT.parent / "docs" / "architecture.md"
+_TREE_NAME = re.compile(r"^[A-Za-z_]\w*(\.py|/)$")
+_FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
+#: Folders of the repository that prose paths may start with.
+_TOP = ("vipcore", "tests", "docs", "benchmarks", "notebooks", "examples")
+
+
+def _tree_paths(text: str) -> tuple[list[str], list[str]]:
+    """``(paths, problems)`` from the doc's tree block (the fenced block that
+    starts with ``vipcore/``): each line is names (``x.py`` or ``dir/``) at
+    a two-space indent per level, then two or more spaces and a comment."""
+    blocks = [b for _, b in _FENCE.findall(text) if b.startswith("vipcore/\n")]
+    if len(blocks) != 1:
+        return [], [f"expected one tree block starting with vipcore/; "
+                    f"found {len(blocks)}"]
+    paths, problems, stack = [], [], []  # stack of (indent, folder path)
+    for line in blocks[0].splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        names = re.split(r"\s{2,}", line.strip())[0].split(" ")
+        if not all(_TREE_NAME.match(n) for n in names):
+            problems.append(f"tree line not read as names: {line.strip()!r}")
+            continue
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1] if stack else ""
+        paths += [parent + n for n in names]
+        if names[-1].endswith("/"):
+            if len(names) > 1:
+                problems.append(f"a folder must stand alone on its line: {line!r}")
+            stack.append((indent, parent + names[-1]))
+    return paths, problems
+
+
+def _top_level_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def _dotted_problem(name: str, repo: Path) -> str | None:
+    """Why ``vipcore.a.b[.attr]`` does not name a module (or a name defined
+    in the longest module prefix), or None."""
+    parts = name.split(".")
+    for k in range(len(parts), 0, -1):
+        base = repo.joinpath(*parts[:k])
+        for f in (base.with_suffix(".py"), base / "__init__.py"):
+            if f.is_file():
+                rest = parts[k:]
+                if not rest or rest[0] in _top_level_names(f):
+                    return None
+                return f"{name}: {f.relative_to(repo)} defines no {rest[0]!r}"
+    return f"{name}: no such module"
+
+
+def _prose_problems(text: str, repo: Path) -> list[str]:
+    """Paths and dotted ``vipcore`` names in backticks (outside code blocks)
+    that do not exist in ``repo``."""
+    prose = _FENCE.sub("", text)
+    problems = []
+    for span in re.findall(r"`([^`\n]+)`", prose):
+        if re.fullmatch(r"vipcore(\.\w+)+", span):
+            problem = _dotted_problem(span, repo)
+            if problem:
+                problems.append(problem)
+        elif re.fullmatch(r"[\w.-]+(/[\w.-]+)*/?", span) and (
+                "/" in span or span.endswith((".py", ".md", ".ipynb"))):
+            rel = "vipcore/" + span if span.startswith("_src/") else span
+            if rel.split("/")[0] not in _TOP or not (repo / rel).exists():
+                problems.append(f"{span}: no such path")
+    return problems
+
+
+def _unnamed_modules(paths: list[str], repo: Path) -> list[str]:
+    """Modules and packages of ``repo/vipcore`` the tree does not name
+    (``__init__.py`` inside ``_src`` only marks a package)."""
+    named = set(paths)
+    missing = []
+    for f in sorted((repo / "vipcore").rglob("*.py")):
+        rel = f.relative_to(repo).as_posix()
+        if not (f.name == "__init__.py" and "/_src/" in rel) and rel not in named:
+            missing.append(rel)
+    for d in sorted((repo / "vipcore").rglob("*/")):
+        rel = d.relative_to(repo).as_posix() + "/"
+        if (d / "__init__.py").is_file() and rel not in named:
+            missing.append(rel)
+    return missing
+
+
+def test_architecture_doc_tree_names_what_exists():
+    paths, problems = _tree_paths(DOC.read_text())
+    assert not problems, problems
+    assert [p for p in paths if not (ROOT.parent / p).exists()] == []
+
+
+def test_architecture_doc_names_every_module():
+    paths, _ = _tree_paths(DOC.read_text())
+    missing = _unnamed_modules(paths, ROOT.parent)
+    assert not missing, (f"docs/architecture.md's tree does not name {missing}; "
+                         "add them (a few words each) where they belong")
+
+
+def test_architecture_doc_prose_names_what_exists():
+    assert _prose_problems(DOC.read_text(), ROOT.parent) == []
+
+
+def test_architecture_doc_examples_run():
+    """The worked examples run as written (in a fresh process: they
+    register a predictor and an allocator) and their asserts hold."""
+    blocks = [b for lang, b in _FENCE.findall(DOC.read_text()) if lang == "python"]
+    assert len(blocks) >= 4
+    code = ("import json, sys\n"
+            "for i, src in enumerate(json.load(sys.stdin)):\n"
+            "    exec(compile(src, f'architecture.md python block {i}', 'exec'), {})\n")
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(blocks),
+                         capture_output=True, text=True, cwd=ROOT.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_the_doc_checks_can_fail(tmp_path):
+    """Negative controls on a small hand-made repository and doc."""
+    (tmp_path / "vipcore" / "_src" / "sub").mkdir(parents=True)
+    for f in ("vipcore/__init__.py", "vipcore/_src/__init__.py",
+              "vipcore/_src/sub/__init__.py", "vipcore/_src/sub/a.py",
+              "vipcore/_src/sub/b.py"):
+        (tmp_path / f).write_text("X = 1\n")
+    doc = ("```\nvipcore/\n  __init__.py  public\n  _src/\n    sub/\n"
+           "      a.py c.py   c is gone\n```\n"
+           "See `_src/sub/a.py`, `_src/sub/z.py`, `vipcore._src.sub.a.X`, "
+           "`vipcore._src.sub.a.Y`, `vipcore._src.nope` and `docs/none.md`.\n")
+    paths, problems = _tree_paths(doc)
+    assert problems == []
+    assert [p for p in paths if not (tmp_path / p).exists()] == [
+        "vipcore/_src/sub/c.py"]
+    assert _unnamed_modules(paths, tmp_path) == ["vipcore/_src/sub/b.py"]
+    assert [p.split(":")[0] for p in _prose_problems(doc, tmp_path)] == [
+        "_src/sub/z.py", "vipcore._src.sub.a.Y", "vipcore._src.nope", "docs/none.md"]
+    bad = "```\nvipcore/\n  a.py, b.py\n```\n"
+    assert _tree_paths(bad)[1]
