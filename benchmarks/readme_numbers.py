@@ -1,4 +1,5 @@
-"""Write the measured numbers of README.md from the committed result files.
+"""Write the measured numbers of README.md (and docs/simulate.md's results)
+from the committed result files.
 
 Usage (from the repository root)::
 
@@ -25,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
+#: Pages with generated blocks (README.md first).
+PAGES = (README, ROOT / "docs" / "simulate.md")
 _BLOCK = re.compile(r"(<!-- BEGIN (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END "
                     r"(?P=name) -->)", re.S)
 
@@ -32,8 +35,10 @@ _BLOCK = re.compile(r"(<!-- BEGIN (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END 
 REPLAY_ROWS = (
     ("oracle", "plugin", "true p (oracle, the ceiling)"),
     ("previous_p", "plugin", "true p at the prompt's previous visit"),
-    ("beta", "plugin", "**`beta`, the Planner's default**"),
-    ("gp_binomial", "plugin", "GP, binomial noise (`gp_binomial`)"),
+    ("beta", "plugin", "`beta`: discounted Beta posterior (the default without "
+     "embeddings)"),
+    ("gp_binomial", "plugin", "`gp_binomial`: GP, binomial noise (the default with "
+     "embeddings)"),
     ("moving_average", "plugin", "moving average, window 3"),
     ("ridge", "plugin", "ridge regression on embeddings"),
     ("gp", "plugin", "GP, Algorithm 1 as published (bounded latent mean)"),
@@ -125,7 +130,8 @@ def bench_table() -> str:
     out = [
         "| measurement | median | baseline in the same process | command, file |",
         "|---|---|---|---|",
-        f"| `solve_allocation(...).n`, B = 512, jitted | {_us(r512['vip_integers']['median_s'])}"
+        "| `solve_allocation(...).n`, B = 512, jitted | "
+        f"{_us(r512['vip_integers']['median_s'])}"
         f" | loop-based exact solver {_us(r512['previous_solver']['median_s'])}; NumPy "
         f"heap greedy {_us(r512['numpy_greedy']['median_s'])} | `vipcore bench`, "
         "`allocate_cpu.json` |",
@@ -146,7 +152,8 @@ def bench_table() -> str:
         f"| sweep of {rows:,} rollout rows, read + analyse, CSV / JSONL | "
         f"{cs['csv_long']['read+analyze']['wall_s']['median']:.1f} s / "
         f"{cs['jsonl_long']['read+analyze']['wall_s']['median']:.1f} s wall | "
-        f"per-row loop {cs['csv_long']['baseline (per-row loop)']['wall_s']['median']:.1f}"
+        "per-row loop "
+        f"{cs['csv_long']['baseline (per-row loop)']['wall_s']['median']:.1f}"
         f" s / {cs['jsonl_long']['baseline (per-row loop)']['wall_s']['median']:.1f} s"
         " | `python benchmarks/bench_sweep.py`, `sweep_cpu.json` |",
         "",
@@ -160,11 +167,75 @@ def bench_table() -> str:
     return "\n".join(out)
 
 
+#: The committed confirmatory runs of ``vipcore simulate``, by task.
+SIMULATE = {"max8": "simulate_cpu_max8", "max16": "simulate_cpu_max16"}
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.4f}"
+
+
+def _outcome(c: dict) -> str:
+    if not c["reject"]:
+        return "no significant difference"
+    return "**VIP better**" if c["mean"] > 0 else "**VIP worse**"
+
+
+def simulate_outcome(task: str = "max8") -> str:
+    folder = SIMULATE[task]
+    res = load(f"{folder}/summary.json")
+    s, m = res["summary"], res["summary"]["methods"]
+    g = s["gates"]
+    best = s["chosen"]["best"]
+    lad = g["ladder"]
+    head = g["headroom"]
+    out = [
+        f"Confirmatory run: {res['config']['seeds']} paired seeds (+ "
+        f"{res['config']['calibration_seeds']} calibration seeds), "
+        f"{res['config']['steps']} rounds, task `{res['config']['task']}`, "
+        f"primary metric the mean held-out accuracy over rounds "
+        f"{s['window'][0]}–{s['window'][1]} (`{res['command']}`, device "
+        f"`{res['device']}`, {res['wall_s'] / 60:.0f} min of training; "
+        f"`benchmarks/results/{folder}/report.md`).",
+        "",
+        f"* Validity gate, uniform `n̄ = 16` vs `n̄ = 8`: {_signed(lad['mean'])} "
+        f"(p = {lad['p']:.1e}): {'passed' if lad['passed'] else 'FAILED'}.",
+        f"* Headroom, VIP with the true p vs uniform: {_signed(head['mean'])} ± "
+        f"{head['se']:.4f}; the smallest effect of interest (10 % more rollouts) is "
+        f"{head['delta_min']:.4f}"
+        + (": the allocation headroom on this system is below it."
+           if head["below_smallest_effect"] else "."),
+        "* VIP with the true p: allocation objective "
+        f"{m['vip_oracle']['objective_ratio']:.2f}× "
+        f"uniform's and measured gradient variance (tr Cov g) "
+        f"{m['vip_oracle']['gradvar_ratio']['ratio']:.2f}× uniform's.",
+        f"* Best planner on the calibration seeds: `{best}`.",
+        "",
+        "| confirmatory comparison | difference in the primary metric | 95 % CI | "
+        "Holm p | outcome |",
+        "|---|---|---|---|---|",
+    ]
+    for c in s["confirmatory"]:
+        out.append(f"| {c['comparison']} | {_signed(c['mean'])} | "
+                   f"[{_signed(c['ci'][0])}, {_signed(c['ci'][1])}] | "
+                   f"{c['p_holm']:.3g} | {_outcome(c)} |")
+    pw = s["power"]
+    mult = m[best].get("multiplier") or {}
+    out += ["", f"Paired s.d. of the primary metric {pw['sd']:.4f}: power "
+            f"{pw['power']:.2f} at the smallest effect with {pw['seeds']} seeds."
+            + (f" `{best}` is worth {mult['multiplier']:.2f}× uniform's rollouts "
+               f"(95 % interval {mult['low']:.2f}–{mult['high']:.2f}) on the "
+               "ladder's scale." if mult else "") + "\n"]
+    return "\n".join(out)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "verify-run": verify_run,
     "replay": replay_table,
     "grpo": grpo_line,
     "bench": bench_table,
+    "simulate": simulate_outcome,
+    "simulate-max16": lambda: simulate_outcome("max16"),
 }
 
 
@@ -181,17 +252,20 @@ def render(text: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true",
-                    help="exit 1 if README.md is out of step with its files")
+                    help="exit 1 if a page is out of step with its files")
     args = ap.parse_args(argv)
-    text = README.read_text()
-    new = render(text)
-    if args.check:
+    stale = []
+    for page in (README, *PAGES[1:]):
+        text = page.read_text()
+        new = render(text)
         if new != text:
-            print("README.md is stale: python benchmarks/readme_numbers.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(new)
+            stale.append(page.name)
+            if not args.check:
+                page.write_text(new)
+    if args.check and stale:
+        print(f"{', '.join(stale)} stale: python benchmarks/readme_numbers.py",
+              file=sys.stderr)
+        return 1
     return 0
 
 

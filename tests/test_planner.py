@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from vipcore._src.planner import (
+    DEFAULT_PREDICTOR,
     PlanMismatchWarning,
     Planner,
     group_rewards,
@@ -55,6 +56,21 @@ def test_plan_respects_budget_and_bounds(emb, predictor):
         pl.observe(ids, successes=rng.binomial(counts, 0.3), counts=counts)
     with pytest.raises(ValueError):
         pl.plan(ids, 16 * 11)  # above B * U
+
+
+def test_default_predictor_follows_the_benchmarks():
+    """With embeddings the default is the predictor the pre-registered
+    equal-rollout benchmark chose (gp_binomial); without them, and for the
+    uncertainty rules that need a posterior variance, the Beta posterior;
+    continuous rewards: the GP, or the moving average without embeddings."""
+    emb = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    assert Planner(emb).config["predictor"] == "gp_binomial" == DEFAULT_PREDICTOR
+    assert Planner(num_prompts=6).config["predictor"] == "beta"
+    assert Planner(emb, uncertainty="expected").config["predictor"] == "beta"
+    assert Planner(emb, reward="continuous").config["predictor"] == "gp"
+    assert Planner(num_prompts=6, reward="continuous").config["predictor"] == (
+        "moving_average")
+    assert Planner(emb, predictor="ridge").config["predictor"] == "ridge"
 
 
 def test_defaults_need_no_embeddings_and_no_lower():

@@ -29,7 +29,7 @@ def _ids():
 
 
 def _trained(emb, **kw):
-    pl = Planner(emb, ids=_ids(), **kw)
+    pl = Planner(emb, ids=_ids(), **{"predictor": "beta", **kw})
     rng = np.random.default_rng(1)
     for _ in range(2):
         ids = [f"uid-{i}" for i in rng.choice(Q, 8, replace=False)]
