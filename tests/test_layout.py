@@ -314,3 +314,16 @@ def test_the_doc_checks_can_fail(tmp_path):
         "_src/sub/z.py", "vipcore._src.sub.a.Y", "vipcore._src.nope", "docs/none.md"]
     bad = "```\nvipcore/\n  a.py, b.py\n```\n"
     assert _tree_paths(bad)[1]
+
+
+def test_public_namespace_is_its_all():
+    """``import vipcore`` exposes exactly ``vipcore.__all__`` (plus modules
+    and dunders): no helper leaks such as ``version``."""
+    import types
+
+    import vipcore
+
+    extra = {n for n in dir(vipcore) if not n.startswith("_")
+             and not isinstance(getattr(vipcore, n), types.ModuleType)} - set(
+                 vipcore.__all__)
+    assert not extra, extra

@@ -9,7 +9,7 @@ Allocation for Online Reinforcement Learning with Verifiable Rewards" (the
 VIP method).
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
 from vipcore import calibration as calibration
 from vipcore import gp as gp
@@ -57,8 +57,8 @@ from vipcore._src.variance import (
 )
 
 try:
-    __version__ = version("vipcore")
-except PackageNotFoundError:  # running from a source tree
+    __version__ = _metadata.version("vipcore")
+except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0.1.0+src"
 
 __all__ = [
