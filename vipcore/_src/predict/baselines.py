@@ -100,6 +100,8 @@ def moving_average_init(
 @jax.jit
 def _ma_update(state, idx, obs, weights):
     q, window = state.history.shape
+    dtype = state.history.dtype  # the state's precision, whatever obs is in
+    obs, weights = jnp.asarray(obs, dtype), jnp.asarray(weights, dtype)
     uniq, pooled, valid, _ = pool(idx, obs, weights, q)
     rows = jnp.where(valid, uniq, q)
     slot = state.count[jnp.where(valid, uniq, 0)] % window
