@@ -204,7 +204,7 @@ def simulate_outcome(task: str = "max8") -> str:
         f"{head['se']:.4f}; the smallest effect of interest (10 % more rollouts) is "
         f"{head['delta_min']:.4f}"
         + (": the allocation headroom on this system is below it."
-           if head["below_smallest_effect"] else "."),
+           if head["below_smallest_effect"] else ": the oracle clears it."),
         "* VIP with the true p: allocation objective "
         f"{m['vip_oracle']['objective_ratio']:.2f}× "
         f"uniform's and measured gradient variance (tr Cov g) "

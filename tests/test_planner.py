@@ -58,15 +58,14 @@ def test_plan_respects_budget_and_bounds(emb, predictor):
         pl.plan(ids, 16 * 11)  # above B * U
 
 
-def test_default_predictor_follows_the_benchmarks():
-    """With embeddings the default is the predictor the pre-registered
-    equal-rollout benchmark chose (gp_binomial); without them, and for the
-    uncertainty rules that need a posterior variance, the Beta posterior;
-    continuous rewards: the GP, or the moving average without embeddings."""
+def test_default_predictor():
+    """Binary rewards: the Beta posterior, with or without embeddings (its
+    prior uses them when given); continuous rewards: the GP, or the moving
+    average without embeddings."""
     emb = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
-    assert Planner(emb).config["predictor"] == "gp_binomial" == DEFAULT_PREDICTOR
+    assert Planner(emb).config["predictor"] == "beta" == DEFAULT_PREDICTOR
+    assert type(Planner(emb).state.prior).__name__ != "PooledState"
     assert Planner(num_prompts=6).config["predictor"] == "beta"
-    assert Planner(emb, uncertainty="expected").config["predictor"] == "beta"
     assert Planner(emb, reward="continuous").config["predictor"] == "gp"
     assert Planner(num_prompts=6, reward="continuous").config["predictor"] == (
         "moving_average")

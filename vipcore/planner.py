@@ -4,9 +4,6 @@ See :mod:`vipcore._src.planner` and ``docs/prediction.md``.
 """
 
 from vipcore._src.planner import DEFAULT_PREDICTOR as DEFAULT_PREDICTOR
-from vipcore._src.planner import (
-    DEFAULT_PREDICTOR_NO_EMBEDDINGS as DEFAULT_PREDICTOR_NO_EMBEDDINGS,
-)
 from vipcore._src.planner import FORMAT as FORMAT
 from vipcore._src.planner import FORMAT_VERSION as FORMAT_VERSION
 from vipcore._src.planner import MAX_ROLLOUTS as MAX_ROLLOUTS
@@ -19,7 +16,6 @@ from vipcore._src.planner import repeat_index as repeat_index
 
 __all__ = [
     "DEFAULT_PREDICTOR",
-    "DEFAULT_PREDICTOR_NO_EMBEDDINGS",
     "FORMAT",
     "FORMAT_VERSION",
     "MAX_ROLLOUTS",

@@ -90,7 +90,6 @@ from vipcore._src.predict.uncertainty import RULES, effective_probabilities
 __all__ = [
     "PREDICTORS",
     "DEFAULT_PREDICTOR",
-    "DEFAULT_PREDICTOR_NO_EMBEDDINGS",
     "MAX_ROLLOUTS",
     "Planner",
     "PlanMismatchWarning",
@@ -104,13 +103,11 @@ __all__ = [
 REWARDS = ("binary", "continuous")
 FORMAT = "vipcore.planner"
 FORMAT_VERSION = 2
-#: The predictor of ``Planner(embeddings, ...)`` for binary rewards: the one
-#: the pre-registered equal-rollout benchmark chose (``docs/simulate.md``,
-#: results) and found not significantly worse than uniform allocation.
-DEFAULT_PREDICTOR = "gp_binomial"
-#: ... and of ``Planner(ids=...)`` / ``Planner(num_prompts=...)`` without
-#: embeddings (the best predictor that needs none in the replay benchmark).
-DEFAULT_PREDICTOR_NO_EMBEDDINGS = "beta"
+#: The predictor of ``Planner(...)`` for binary rewards: best in the replay
+#: benchmark (``docs/prediction.md``) and, in the pre-registered equal-rollout
+#: benchmark (``docs/simulate.md``, results), within noise of the best planner
+#: on both tasks and never significantly worse than uniform allocation.
+DEFAULT_PREDICTOR = "beta"
 #: Largest rollout count of one prompt in one :meth:`Planner.observe` call
 #: (every count up to it is exact in float32).
 MAX_ROLLOUTS = 2**24
@@ -190,13 +187,11 @@ def _plain(name: str, value: Any) -> Any:
     raise ValueError(f"{name} must be a number or a string; got {value!r}")
 
 
-def _resolve_predictor(predictor, reward, has_embeddings, uncertainty="plugin"):
+def _resolve_predictor(predictor, reward, has_embeddings):
     if predictor is not None:
         return predictor
-    if reward == "binary" and uncertainty != "plugin":
-        return DEFAULT_PREDICTOR_NO_EMBEDDINGS  # has a posterior variance
     if reward == "binary":
-        return DEFAULT_PREDICTOR if has_embeddings else DEFAULT_PREDICTOR_NO_EMBEDDINGS
+        return DEFAULT_PREDICTOR
     return "gp" if has_embeddings else "moving_average"
 
 
@@ -335,11 +330,10 @@ class Planner:
       lower, upper: bounds ``L <= n_q <= U`` on rollouts per prompt;
         ``lower`` defaults to the smallest valid value (2 for RLOO, 3 for
         Dr. GRPO).
-      predictor: a name in :data:`PREDICTORS`. Default for binary rewards:
-        ``"gp_binomial"`` with embeddings (the choice of the pre-registered
-        equal-rollout benchmark, ``docs/simulate.md``), ``"beta"`` without
-        (``docs/prediction.md``); for continuous rewards ``"gp"`` (with
-        embeddings) or ``"moving_average"``.
+      predictor: a name in :data:`PREDICTORS`; default ``"beta"`` for binary
+        rewards (``docs/prediction.md`` and ``docs/simulate.md`` for the
+        evidence), and for continuous rewards ``"gp"`` (with embeddings) or
+        ``"moving_average"``.
       reward: ``"binary"`` (success probability) or ``"continuous"``
         (reward variance, App. E.2 of the VIP paper).
       uncertainty: ``"plugin"``, ``"expected"`` or ``"optimistic"``: what the
@@ -398,7 +392,7 @@ class Planner:
             raise ValueError("ids must be a sequence of prompt ids, not one string")
         ids = None if ids is None else list(ids)
         q = _num_prompts(emb, num_prompts, ids)
-        name = _resolve_predictor(predictor, reward, emb is not None, uncertainty)
+        name = _resolve_predictor(predictor, reward, emb is not None)
         self._config = _validate_config(dict(
             estimator=estimator, lower=lower, upper=upper, predictor=name,
             reward=reward, uncertainty=uncertainty, optimism=optimism,
