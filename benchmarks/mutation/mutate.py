@@ -168,21 +168,39 @@ def baseline(mutants, copy: Path, args) -> dict:
     The tests run once, as one pytest session over the union of the
     mutants' test files (each file once, however many mutants share it).
     """
-    res = {}
-    if not args.tests_off:
-        tests = union_of_tests(mutants)
+    res = dict(args.base)  # what an earlier run of this report covered
+    covered = {t for k in res if not k.startswith("verify") for t in k.split()}
+    tests = [t for t in union_of_tests(mutants)
+             if t not in covered and t.split("::", 1)[0] not in covered]
+    if not args.tests_off and tests:
         r = run(pytest_cmd(tests), copy, args.timeout * 6)
         res[" ".join(tests)] = r
         if r["rc"] != 0:
             raise SystemExit(f"baseline tests fail unmutated: {tests}\n{r['tail']}")
-    if args.verify:
-        secs = sorted({s for m in mutants for s in sections_of(m)})
+    secs = sorted({s for m in mutants for s in sections_of(m)})
+    done = {s for k in res if k.startswith("verify ") for s in k[7:].split(",")}
+    if not args.verify or not secs or "verify" in res or set(secs) <= done:
+        pass  # none needed, or the earlier run of this report passed them
+    elif getattr(args, "verify_baseline", None):
+        res["verify"] = _verify_from(args.verify_baseline, args)
+    else:
         r = run(verify_cmd(tuple(secs), copy / "_verify_baseline", args.verify_mode),
                 copy, args.verify_timeout * 3)
         res["verify " + ",".join(secs)] = r
         if r["rc"] != 0:
             raise SystemExit(f"baseline verify fails unmutated\n{r['tail']}")
     return res
+
+
+def _verify_from(path: Path, args) -> dict:
+    """A passing ``vipcore verify`` run of the unmutated tree in the same
+    mode, used as the verify baseline instead of running it again."""
+    res = json.loads((path / "results.json").read_text())
+    mode = res.get("config", {}).get("mode")
+    if not res.get("passed") or mode != args.verify_mode:
+        raise SystemExit(f"{path}: not a passing {args.verify_mode}-mode verify run")
+    return {"rc": 0, "from": str(path), "seconds": res["machine"]["wall_s"],
+            "tail": "PASS (" + ", ".join(res["timings_s"]) + ")"}
 
 
 def mutate_one(m: Mutant, copy: Path, args) -> dict:
@@ -330,6 +348,10 @@ def main(argv=None) -> int:
                          "same snippets) and run only the missing mutants; with "
                          "--only, run the named mutants again and keep every "
                          "other result")
+    ap.add_argument("--verify-baseline", type=Path, default=None,
+                    help="directory of a passing `vipcore verify` run of this "
+                         "tree in the same mode, used instead of running the "
+                         "unmutated verify baseline again")
     ap.add_argument("--jobs", type=int, default=1,
                     help="mutants run at once, each in its own copy (default 1)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
@@ -368,7 +390,7 @@ def main(argv=None) -> int:
     results = [done[m.id] for m in mutants if m.id in done]
     todo = [m for m in mutants if m.id not in done]
     args.base = old.get("baseline", {}) if done else {}
-    args.needs_baseline = bool(todo) and not done
+    args.needs_baseline = bool(todo)
     wall_before = old.get("machine", {}).get("wall_s", 0.0) if done else 0.0
     order = {m.id: i for i, m in enumerate(mutants)}
     by_id = {m.id: m for m in todo}
