@@ -346,8 +346,8 @@ def main(argv=None) -> int:
     ap.add_argument("--resume", action="store_true",
                     help="keep the results already in --out (same settings, "
                          "same snippets) and run only the missing mutants; with "
-                         "--only, run the named mutants again and keep every "
-                         "other result")
+                         "--only, run just the named mutants (again) and keep "
+                         "every other result")
     ap.add_argument("--verify-baseline", type=Path, default=None,
                     help="directory of a passing `vipcore verify` run of this "
                          "tree in the same mode, used instead of running the "
@@ -388,7 +388,7 @@ def main(argv=None) -> int:
     else:
         mutants = selected
     results = [done[m.id] for m in mutants if m.id in done]
-    todo = [m for m in mutants if m.id not in done]
+    todo = [m for m in selected if m.id not in done]
     args.base = old.get("baseline", {}) if done else {}
     args.needs_baseline = bool(todo)
     wall_before = old.get("machine", {}).get("wall_s", 0.0) if done else 0.0
