@@ -596,7 +596,9 @@ MUTANTS: tuple[Mutant, ...] = (
            "m = (w0 * p0 + state.weighted_sum) / (w0 + state.weight)",
            "m = (p0 + state.weighted_sum) / (w0 + state.weight)",
            "pooled prior mean without the prior weight in the numerator",
-           tests=_BETA_TESTS),
+           tests=_BETA_TESTS,
+           verify_survives="the prediction section's Beta predictor gets "
+           "embeddings, so its prior is the GP; the pooled prior is not run"),
     # --------------------------------------- predict: allocation under uncertainty
     Mutant("predict.effective_p_without_half", _UN,
            "    return (1 - jnp.sqrt(1 - a)) / 2\n", "    return 1 - jnp.sqrt(1 - a)\n",
