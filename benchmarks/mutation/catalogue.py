@@ -597,8 +597,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "m = (p0 + state.weighted_sum) / (w0 + state.weight)",
            "pooled prior mean without the prior weight in the numerator",
            tests=_BETA_TESTS,
-           verify_survives="the prediction section's Beta predictor gets "
-           "embeddings, so its prior is the GP; the pooled prior is not run"),
+           verify_survives="the prediction section's pooled-prior Beta check "
+           "uses the default prior weight w0 = 1, where w0 p0 = p0"),
     # --------------------------------------- predict: allocation under uncertainty
     Mutant("predict.effective_p_without_half", _UN,
            "    return (1 - jnp.sqrt(1 - a)) / 2\n", "    return 1 - jnp.sqrt(1 - a)\n",
