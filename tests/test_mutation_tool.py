@@ -110,3 +110,9 @@ def test_resume_with_only_reruns_those_and_keeps_the_rest(tmp_path, monkeypatch)
     third = json.loads(out.read_text())
     assert third["results"][0]["snippet"][2] == "2 / n"
     assert third["results"][1] == second["results"][1]
+
+
+def test_recorded_command_reproduces_the_whole_report():
+    cmd = mutate._command(["--verify", "--only", "a.b", "--resume", "--out", "r"])
+    assert cmd == "python benchmarks/mutation/mutate.py --verify --out r"
+    assert "--only a.b" in mutate._command(["--only", "a.b", "--out", "r"])

@@ -230,6 +230,23 @@ def mutate_one(m: Mutant, copy: Path, args) -> dict:
         path.write_text(original)
 
 
+def _command(argv: list[str]) -> str:
+    """The command that reproduces the whole report: without ``--resume``, and
+    without ``--only`` when the run resumed (the report covers the rest)."""
+    out, skip = [], False
+    resumed = "--resume" in argv
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--resume" or (resumed and a.startswith("--only=")):
+            pass
+        elif resumed and a == "--only":
+            skip = True
+        else:
+            out.append(a)
+    return " ".join(["python benchmarks/mutation/mutate.py", *out])
+
+
 def summarise(results: list[dict], mutants, args, base, t0, partial=False,
               wall_before: float = 0.0) -> dict:
     by_id = {m.id: m for m in mutants}
@@ -244,8 +261,7 @@ def summarise(results: list[dict], mutants, args, base, t0, partial=False,
              for r in varea if args.verify and not r.get("verify", {}).get("killed")]
     on = not args.tests_off
     return {
-        "command": "python benchmarks/mutation/mutate.py " + " ".join(
-            a for a in sys.argv[1:] if not a.startswith("--resume")),
+        "command": _command(sys.argv[1:]),
         "partial": partial or len(results) < len(MUTANTS),
         "mutants": len(results),
         "killed": len(killed) if on else None,
