@@ -110,6 +110,12 @@ def test_resume_with_only_reruns_those_and_keeps_the_rest(tmp_path, monkeypatch)
     third = json.loads(out.read_text())
     assert third["results"][0]["snippet"][2] == "2 / n"
     assert third["results"][1] == second["results"][1]
+    # --report-only rewrites the report from its results and runs nothing.
+    monkeypatch.setattr(mutate, "run", None)  # any run would fail loudly
+    assert mutate.main(["--out", str(out), "--report-only"]) == 0
+    fourth = json.loads(out.read_text())
+    assert fourth["results"] == third["results"]
+    assert "--report-only" not in fourth["command"]
 
 
 def test_recorded_command_reproduces_the_whole_report():

@@ -234,11 +234,12 @@ def _command(argv: list[str]) -> str:
     """The command that reproduces the whole report: without ``--resume``, and
     without ``--only`` when the run resumed (the report covers the rest)."""
     out, skip = [], False
-    resumed = "--resume" in argv
+    resumed = "--resume" in argv or "--report-only" in argv
     for a in argv:
         if skip:
             skip = False
-        elif a == "--resume" or (resumed and a.startswith("--only=")):
+        elif a in ("--resume", "--report-only") or (
+                resumed and a.startswith("--only=")):
             pass
         elif resumed and a == "--only":
             skip = True
@@ -368,6 +369,10 @@ def main(argv=None) -> int:
                     help="directory of a passing `vipcore verify` run of this "
                          "tree in the same mode, used instead of running the "
                          "unmutated verify baseline again")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite --out from the results already in it (same "
+                         "settings and snippets), with the catalogue's current "
+                         "reasons; runs nothing")
     ap.add_argument("--jobs", type=int, default=1,
                     help="mutants run at once, each in its own copy (default 1)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
@@ -397,14 +402,14 @@ def main(argv=None) -> int:
         print(f"--jobs must be >= 1; got {args.jobs}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    done, old = _previous(args) if args.resume else ({}, {})
+    done, old = _previous(args) if args.resume or args.report_only else ({}, {})
     if args.only and args.resume:  # rerun the named ones, keep the others
         again = {m.id for m in selected}
         done = {k: v for k, v in done.items() if k not in again}
     else:
         mutants = selected
     results = [done[m.id] for m in mutants if m.id in done]
-    todo = [m for m in selected if m.id not in done]
+    todo = [] if args.report_only else [m for m in selected if m.id not in done]
     args.base = old.get("baseline", {}) if done else {}
     args.needs_baseline = bool(todo)
     wall_before = old.get("machine", {}).get("wall_s", 0.0) if done else 0.0
@@ -424,7 +429,8 @@ def main(argv=None) -> int:
               + (f", verify {'killed' if v['killed'] else 'SURVIVED'} "
                  f"({v['seconds']} s)" if v else ""), flush=True)
 
-    _run_all(todo, mutants, args, on_done)
+    if todo:
+        _run_all(todo, mutants, args, on_done)
     report = summarise(results, mutants, args, args.base, t0,
                        wall_before=wall_before)
     _save(report, args.out)
