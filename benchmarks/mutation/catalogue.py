@@ -92,6 +92,10 @@ _GRPO_VERIFY_BLIND = ("verify's GRPO section measures each allocation's "
                       "asks that the GRPO allocation have the smallest "
                       "predicted objective, so a worse allocation passes")
 
+_BASELINE_VERIFY = ("the prediction section sees the moving average and ridge "
+                    "only through one-sided MAE orderings against the GPs, which "
+                    "a worse baseline still satisfies")
+
 MUTANTS: tuple[Mutant, ...] = (
     # ------------------------------------------------------------ variance
     Mutant("variance.drgrpo_factor_1_over_n", _V,
@@ -371,27 +375,34 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("predict.moving_average_divisor", _PR + "baselines.py",
            "return jnp.where(c > 0, s / jnp.maximum(k, 1).astype(s.dtype), state.fallback)",
            "return jnp.where(c > 0, s / jnp.maximum(c, 1).astype(s.dtype), state.fallback)",
-           "moving average divides by all observations, not the window"),
+           "moving average divides by all observations, not the window",
+           verify_survives=_BASELINE_VERIFY),
     Mutant("predict.moving_average_slot", _PR + "baselines.py",
            "slot = state.count[jnp.where(valid, uniq, 0)] % window",
            "slot = state.count[jnp.where(valid, uniq, 0)] % (window + 1)",
-           "ring-buffer slot off by one (the newest value is dropped)"),
+           "ring-buffer slot off by one (the newest value is dropped)",
+           verify_survives=_BASELINE_VERIFY),
     Mutant("predict.ridge_no_penalty", _PR + "baselines.py",
            "+ state.lam * jnp.eye(x.shape[1], dtype=x.dtype)",
-           "+ 1e-6 * jnp.eye(x.shape[1], dtype=x.dtype)", "ridge penalty ignored"),
+           "+ 1e-6 * jnp.eye(x.shape[1], dtype=x.dtype)", "ridge penalty ignored",
+           verify_survives=_BASELINE_VERIFY),
     Mutant("predict.ridge_intercept", _PR + "baselines.py",
            "intercept = ym - jnp.dot(xm, coef, precision=hp)", "intercept = ym",
-           "ridge intercept not corrected for the centred embeddings"),
+           "ridge intercept not corrected for the centred embeddings",
+           verify_survives=_BASELINE_VERIFY),
     Mutant("predict.ridge_unclipped", _PR + "baselines.py",
            "return jnp.clip(y, 0, upper)", "return y",
-           "ridge predictions not clipped to [0, 1]"),
+           "ridge predictions not clipped to [0, 1]",
+           verify_survives=_BASELINE_VERIFY),
     Mutant("predict.brier_per_prompt", _PR + "calibration.py",
            "return jnp.sum(s * (1 - p) ** 2 + (n - s) * p**2) / jnp.sum(n)",
            "return jnp.sum(s * (1 - p) ** 2 + (n - s) * p**2) / n.shape[0]",
            "Brier score averaged per prompt instead of per rollout", verify=()),
     Mutant("predict.mae_counts", _PR + "calibration.py",
            "return jnp.mean(jnp.abs(p - s / n))", "return jnp.mean(jnp.abs(p - s))",
-           "MAE against success counts, not rates"),
+           "MAE against success counts, not rates",
+           verify_survives=("every MAE in the prediction section goes through the "
+           "same (mutated) function and only their orderings are checked")),
     Mutant("predict.reliability_round", _PR + "calibration.py",
            "b = jnp.clip(jnp.floor(p * nb).astype(jnp.int32), 0, nb - 1)",
            "b = jnp.clip(jnp.round(p * nb).astype(jnp.int32), 0, nb - 1)",
