@@ -354,6 +354,34 @@ def test_a_cutoff_is_2_to_the_minus_46(rel, positive):
     np.testing.assert_array_equal(n, [3, 2, 3] if positive else [3, 3, 2])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("est, L", [("rloo", 2), ("drgrpo", 3)])
+def test_units_below_the_tie_band_are_never_given(est, L, dtype):
+    """The tie band sits around the K-th largest gain ``tau``: a unit with
+    gain below ``tau / (1 + TIE_RTOL)`` is never given, even when it lies
+    within the tolerance of the next-largest gain. One unit above ``L`` for
+    three prompts with gains ``g0 < g1 < g2``: ``g1`` is tied with ``g2``
+    (ratio ``1 + 6e-5``) and ``g0`` is not (ratio ``1 + 1.4e-4``), so the
+    unit goes to index 1, the lowest index in the band, not to index 0."""
+    with jax.enable_x64(dtype == np.float64):
+        a = np.array([1 / (1 + 1.4e-4), 1 / (1 + 6e-5), 1.0])
+        p = _p_for_a(a).astype(dtype)
+        n = vipcore.allocate(p, 3 * L + 1, L, L + 4, estimator=est)
+    np.testing.assert_array_equal(n, [L, L + 1, L])
+
+
+@pytest.mark.parametrize("est", EST)
+def test_the_smallest_positive_a_reaches_u(est):
+    """The threshold search covers every positive ``a`` down to the cutoff
+    ``2**-46 max(a)``: with a budget that fills every prompt, a prompt with
+    ``a = 2**-45.5 max(a)`` is filled to ``U`` like the others (its units
+    need ``u`` near ``2**22.75 (U + 1/2)``)."""
+    with jax.enable_x64(True):
+        p = np.array([0.5, _p_for_a(2.0**-45.5), 0.3])
+        n = vipcore.allocate(p, 3 * 40, 3, 40, estimator=est)
+    np.testing.assert_array_equal(n, [40, 40, 40])
+
+
 def test_symmetric_pair_examples():
     for est, L in (("rloo", 2), ("drgrpo", 3)):
         for C in range(2 * L, 2 * 32 + 1):

@@ -722,3 +722,33 @@ def test_planner_estimator_grpo():
     with pytest.raises(ValueError, match="estimator='grpo' needs reward='binary'"):
         vipcore.Planner(num_prompts=4, estimator="grpo", reward="continuous",
                         predictor="moving_average")
+
+
+@pytest.mark.parametrize("succ", [[0, 1, 2, 1], [1, 1, 2, 0]])
+def test_planner_grpo_rollouts_saved_is_the_uniform_equivalent(succ):
+    """``vip/rollouts_saved_vs_uniform`` is ``B n_u - C`` with ``n_u`` the
+    uniform group size (linear between integers) whose summed objective
+    equals the plan's; found here by scanning the integer levels one by one,
+    each objective from its own ``grpo_terms`` call."""
+    pl = vipcore.Planner(num_prompts=4, estimator="grpo", upper=10,
+                         predictor="moving_average")
+    pl.observe([0, 1, 2, 3], successes=succ, counts=[2, 2, 2, 2])
+    budget = 20
+    counts = pl.plan([0, 1, 2, 3], budget)
+    p = np.asarray(pl.predict([0, 1, 2, 3]), np.float64)
+
+    def total(n):  # sum_q V_n(p_q) for one uniform group size n
+        return float(np.sum(G.grpo_terms(p, np.full(4, n)).normalized_variance))
+
+    v_plan = float(G.grpo_terms(p, counts).normalized_variance.sum())
+    n = 2
+    while total(n + 1) > v_plan:
+        n += 1
+    lo, hi = total(n), total(n + 1)  # lo >= v_plan >= hi
+    n_u = n + (lo - v_plan) / (lo - hi)
+    m = pl.metrics
+    assert m["vip/rollouts_saved_vs_uniform"] == pytest.approx(4 * n_u - budget,
+                                                               rel=1e-6, abs=1e-6)
+    assert m["vip/rollouts_saved_frac"] == pytest.approx((4 * n_u - budget) / budget,
+                                                         rel=1e-6, abs=1e-6)
+    assert 4 * n_u - budget > 1  # the plan beats the uniform split clearly

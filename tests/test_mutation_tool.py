@@ -70,3 +70,55 @@ def test_catalogue_has_enough_realistic_mutants_and_test_files():
 def test_entries_are_well_formed(m):
     assert m.area in catalogue.AREAS and m.original != m.replacement
     assert m.description and m.file.startswith("vipcore/_src/")
+
+
+def test_baseline_runs_each_test_file_once():
+    ms = [catalogue.Mutant("variance.a", "f.py", "x", "y", "d",
+                           tests=("tests/a.py", "tests/b.py")),
+          catalogue.Mutant("variance.b", "f.py", "x", "y", "d",
+                           tests=("tests/a.py::test_one", "tests/c.py::test_two"))]
+    assert mutate.union_of_tests(ms) == ["tests/a.py", "tests/b.py",
+                                         "tests/c.py::test_two"]
+
+
+def test_resume_with_only_reruns_those_and_keeps_the_rest(tmp_path, monkeypatch):
+    """A full run, then ``--only ID --resume``: the report still covers every
+    mutant, the named one was run again, and a changed snippet is rerun."""
+    import json
+
+    root = _toy(tmp_path / "root")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    kill = _m("(n - 1) / n", "1 / n", "variance.kill")
+    live = _m("(n - 1) / n", "(n - 1) / n + 0 * n", "variance.live")
+    monkeypatch.setattr(mutate, "ROOT", root)
+    monkeypatch.setattr(mutate, "MUTANTS", (kill, live))
+    out = tmp_path / "report.json"
+    assert mutate.main(["--out", str(out), "--timeout", "120"]) == 0
+    first = json.loads(out.read_text())
+    assert (first["mutants"], first["killed"], first["partial"]) == (2, 1, False)
+    assert [s["id"] for s in first["survivors"]] == ["variance.live"]
+    assert mutate.main(["--out", str(out), "--only", "variance.live",
+                        "--resume", "--timeout", "120"]) == 0
+    second = json.loads(out.read_text())
+    assert second["mutants"] == 2 and not second["partial"]
+    assert second["results"][0] == first["results"][0]  # kept as it was
+    assert second["machine"]["wall_s"] > first["machine"]["wall_s"]
+    # Without --only, --resume runs nothing again unless a snippet changed.
+    moved = kill._replace(replacement="2 / n")
+    monkeypatch.setattr(mutate, "MUTANTS", (moved, live))
+    assert mutate.main(["--out", str(out), "--resume", "--timeout", "120"]) == 0
+    third = json.loads(out.read_text())
+    assert third["results"][0]["snippet"][2] == "2 / n"
+    assert third["results"][1] == second["results"][1]
+    # --report-only rewrites the report from its results and runs nothing.
+    monkeypatch.setattr(mutate, "run", None)  # any run would fail loudly
+    assert mutate.main(["--out", str(out), "--report-only"]) == 0
+    fourth = json.loads(out.read_text())
+    assert fourth["results"] == third["results"]
+    assert "--report-only" not in fourth["command"]
+
+
+def test_recorded_command_reproduces_the_whole_report():
+    cmd = mutate._command(["--verify", "--only", "a.b", "--resume", "--out", "r"])
+    assert cmd == "python benchmarks/mutation/mutate.py --verify --out r"
+    assert "--only a.b" in mutate._command(["--only", "a.b", "--out", "r"])

@@ -25,6 +25,18 @@ _AL = "vipcore/_src/allocation/"
 _PR = "vipcore/_src/predict/"
 _SW = "vipcore/_src/sweep/analysis.py"
 _PL = "vipcore/_src/planner.py"
+_TH = "vipcore/_src/allocation/threshold.py"
+_GR = "vipcore/_src/allocation/grpo.py"
+_BE = "vipcore/_src/predict/beta.py"
+_UN = "vipcore/_src/predict/uncertainty.py"
+_PO = "vipcore/_src/sweep/posterior.py"
+_BETA_TESTS = ("tests/test_predictors.py",)
+_UNC_TESTS = ("tests/test_planner.py::test_uncertainty_rules_match_their_definitions",
+              "tests/test_predictors.py")
+_POST_TESTS = ("tests/test_sweep_data.py",)
+_PLAN_GRPO = ("tests/test_allocation_grpo.py::test_planner_estimator_grpo",
+              "tests/test_allocation_grpo.py::"
+              "test_planner_grpo_rollouts_saved_is_the_uniform_equivalent")
 
 #: Per area: the fast test files that guard it, and the verify sections.
 AREAS = {
@@ -46,6 +58,7 @@ AREAS = {
               "verify": ("sweep",)},
     "planner": {"tests": ("tests/test_proofs_predict.py", "tests/test_planner.py"),
                 "verify": ()},
+    "grpo": {"tests": ("tests/test_allocation_grpo.py",), "verify": ("grpo",)},
 }
 
 
@@ -65,11 +78,23 @@ class Mutant(NamedTuple):
         return self.id.split(".", 1)[0]
 
 
-_EQUIVALENT_PAD = ("equivalent mutant: the rewards and their centred values are "
-                   "already zero at padded positions")
+_PAD_VERIFY = ("verify's advantage checks use eps > 0 and groups of at least "
+               "two rollouts, where the guard changes nothing (the centred "
+               "rewards are already 0 at padded positions); the tests cover a "
+               "group of one with eps = 0")
 _GUARDED_POLISH = ("equivalent within rounding: a wrong closed-form multiplier "
                    "falls outside the final search bracket and is discarded; the "
                    "bracket search alone reaches the dtype's resolution")
+
+_GRPO_VERIFY_BLIND = ("verify's GRPO section measures each allocation's "
+                      "variance against its own theory and the excess of the "
+                      "others over the GRPO allocation against theory; it never "
+                      "asks that the GRPO allocation have the smallest "
+                      "predicted objective, so a worse allocation passes")
+
+_BASELINE_VERIFY = ("the prediction section sees the moving average and ridge "
+                    "only through one-sided MAE orderings against the GPs, which "
+                    "a worse baseline still satisfies")
 
 MUTANTS: tuple[Mutant, ...] = (
     # ------------------------------------------------------------ variance
@@ -88,8 +113,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "variance_factor(n, estimator).astype(var_r.dtype) * var_r",
            "sigma_Z^2 ignored"),
     Mutant("variance.rloo_scale", _V,
-           "out = centred * count / (count - 1)",
-           "out = centred * (count - 1) / count",
+           "out = centred * count / jnp.maximum(count - 1, 1)",
+           "out = centred * (count - 1) / jnp.maximum(count, 1)",
            "RLOO advantage scaled by (n-1)/n instead of n/(n-1)"),
     Mutant("variance.grpo_ignores_ddof", _V,
            "std = jnp.sqrt(ss / jnp.maximum(count - ddof, 1))",
@@ -103,9 +128,9 @@ MUTANTS: tuple[Mutant, ...] = (
            "mean = jnp.sum(r, axis=-1, keepdims=True) / r.shape[-1]",
            "group mean divides by the padded width, not the real count"),
     Mutant("variance.padding_not_zeroed", _V,
-           "    return jnp.where(mask, out, 0)\n", "    return out\n",
+           "    return jnp.where(valid & (count > 1), out, 0)\n", "    return out\n",
            "padded positions keep their (possibly NaN) advantages",
-           survives=_EQUIVALENT_PAD, verify_survives=_EQUIVALENT_PAD),
+           verify_survives=_PAD_VERIFY),
     Mutant("variance.zero_variance_one_side", _V,
            "return p**n + (1 - p) ** n", "return p**n",
            "P(all equal) forgets the all-failure groups", verify=("sweep",)),
@@ -286,19 +311,20 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("allocation.objective_sigma", _AL + "objective.py",
            "a = 4 * p * (1 - p) * sigma_z2", "a = 4 * p * (1 - p)",
            "allocation_objective ignores sigma_Z^2"),
-    Mutant("allocation.gain_beyond_U", _AL + "rounding.py",
-           "return jnp.where(n < U, up, -jnp.inf)", "return jnp.where(n <= U, up, -jnp.inf)",
-           "rounding may add a unit at U"),
+    Mutant("allocation.gain_beyond_U", _AL + "threshold.py",
+           "count = jnp.clip(nc + window[0] + hits - lim.L, 0, lim.span)",
+           "count = jnp.clip(nc + window[0] + hits - lim.L, 0, lim.span + 1)",
+           "the integer solver may add a unit at U"),
     Mutant("allocation.inverse_variance_weights", _AL + "heuristics.py",
-           "lambda p: 1 / (p * (1 - p) + eps)", "lambda p: 1 / (4 * p * (1 - p) + eps)",
+           "lambda p: -np.log(p * (1 - p) + eps)", "lambda p: -np.log(4 * p * (1 - p) + eps)",
            "inverse-variance weights with the ±1 variance (eps 4x weaker)"),
     Mutant("allocation.inverse_accuracy_weights", _AL + "heuristics.py",
-           "lambda p: 1 - p + eps", "lambda p: p + eps",
+           "lambda p: np.log(1 - p + eps)", "lambda p: np.log(p + eps)",
            "inverse accuracy weights by accuracy"),
-    Mutant("allocation.heuristic_remainder_order", _AL + "heuristics.py",
-           "lambda m: x - m,           # furthest below target first",
-           "lambda m: m - x,           # furthest below target first",
-           "largest-remainder rounding gives the units to the wrong prompts"),
+    Mutant("allocation.heuristic_band_as_given", _AL + "rounding.py",
+           "above = counts(hi[None, None])[0]", "above = counts(lo[None, None])[0]",
+           "largest-remainder rounding gives every tied remainder a unit (the "
+           "units go to the wrong prompts and can overshoot C)"),
     Mutant("allocation.infeasible_floor", _AL + "status.py",
            "(-(-a.C // B) > a.U)", "(a.C // B > a.U)",
            "C > B*U not always detected (floor instead of ceiling)", verify=(),
@@ -313,7 +339,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "- jnp.dot(x, y.T, precision=precision)",
            "|x|^2 + |y|^2 - x.y for the squared distance"),
     Mutant("predict.median_of_squares", _PR + "kernels.py",
-           "return jnp.sqrt(jnp.median(d2[iu]))", "return jnp.median(d2[iu])",
+           "return jnp.sqrt(jnp.nanmedian(jnp.where(off, d2, jnp.nan)))",
+           "return jnp.nanmedian(jnp.where(off, d2, jnp.nan))",
            "median heuristic on squared distances",
            verify_survives="the prediction section draws its calibration data "
            "with the same (mutated) bandwidth and gives the exactness row an "
@@ -328,8 +355,8 @@ MUTANTS: tuple[Mutant, ...] = (
            verify_survives="the prediction section compares noise='binomial' "
            "only through one-sided MAE orderings, never with its definition"),
     Mutant("predict.binomial_ignored", _PR + "gp.py",
-           "update=functools.partial(_update_jit, binomial=noise == \"binomial\",",
-           "update=functools.partial(_update_jit, binomial=False,",
+           "update=functools.partial(_update_state, binomial=noise == \"binomial\",",
+           "update=functools.partial(_update_state, binomial=False,",
            "the GP predictor (and Planner(noise='binomial')) silently runs plain "
            "Algorithm 1"),
     Mutant("predict.no_jitter", _PR + "kernels.py",
@@ -348,35 +375,42 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("predict.moving_average_divisor", _PR + "baselines.py",
            "return jnp.where(c > 0, s / jnp.maximum(k, 1).astype(s.dtype), state.fallback)",
            "return jnp.where(c > 0, s / jnp.maximum(c, 1).astype(s.dtype), state.fallback)",
-           "moving average divides by all observations, not the window"),
+           "moving average divides by all observations, not the window",
+           verify_survives=_BASELINE_VERIFY),
     Mutant("predict.moving_average_slot", _PR + "baselines.py",
            "slot = state.count[jnp.where(valid, uniq, 0)] % window",
            "slot = state.count[jnp.where(valid, uniq, 0)] % (window + 1)",
-           "ring-buffer slot off by one (the newest value is dropped)"),
+           "ring-buffer slot off by one (the newest value is dropped)",
+           verify_survives=_BASELINE_VERIFY),
     Mutant("predict.ridge_no_penalty", _PR + "baselines.py",
            "+ state.lam * jnp.eye(x.shape[1], dtype=x.dtype)",
-           "+ 1e-6 * jnp.eye(x.shape[1], dtype=x.dtype)", "ridge penalty ignored"),
+           "+ 1e-6 * jnp.eye(x.shape[1], dtype=x.dtype)", "ridge penalty ignored",
+           verify_survives=_BASELINE_VERIFY),
     Mutant("predict.ridge_intercept", _PR + "baselines.py",
            "intercept = ym - jnp.dot(xm, coef, precision=hp)", "intercept = ym",
-           "ridge intercept not corrected for the centred embeddings"),
+           "ridge intercept not corrected for the centred embeddings",
+           verify_survives=_BASELINE_VERIFY),
     Mutant("predict.ridge_unclipped", _PR + "baselines.py",
            "return jnp.clip(y, 0, upper)", "return y",
-           "ridge predictions not clipped to [0, 1]"),
+           "ridge predictions not clipped to [0, 1]",
+           verify_survives=_BASELINE_VERIFY),
     Mutant("predict.brier_per_prompt", _PR + "calibration.py",
            "return jnp.sum(s * (1 - p) ** 2 + (n - s) * p**2) / jnp.sum(n)",
            "return jnp.sum(s * (1 - p) ** 2 + (n - s) * p**2) / n.shape[0]",
            "Brier score averaged per prompt instead of per rollout", verify=()),
     Mutant("predict.mae_counts", _PR + "calibration.py",
            "return jnp.mean(jnp.abs(p - s / n))", "return jnp.mean(jnp.abs(p - s))",
-           "MAE against success counts, not rates"),
+           "MAE against success counts, not rates",
+           verify_survives=("every MAE in the prediction section goes through the "
+           "same (mutated) function and only their orderings are checked")),
     Mutant("predict.reliability_round", _PR + "calibration.py",
            "b = jnp.clip(jnp.floor(p * nb).astype(jnp.int32), 0, nb - 1)",
            "b = jnp.clip(jnp.round(p * nb).astype(jnp.int32), 0, nb - 1)",
            "reliability bins by rounding", verify=()),
     # ------------------------------------------------------------- planner
     Mutant("planner.continuous_half", _PL,
-           "p = (1 - np.sqrt(np.clip(1 - a / top, 0, 1))) / 2 if top > 0 else (",
-           "p = (1 - np.sqrt(np.clip(1 - a / top, 0, 1))) if top > 0 else (",
+           "return (1 - np.sqrt(np.clip(1 - a / top, 0, 1))) / 2, a",
+           "return (1 - np.sqrt(np.clip(1 - a / top, 0, 1))), a",
            "continuous-reward plan: equivalent p without the factor 1/2"),
     Mutant("planner.saved_rloo", _PL,
            "n_u = 1 + total_a / v_plan", "n_u = total_a / v_plan",
@@ -417,4 +451,216 @@ MUTANTS: tuple[Mutant, ...] = (
            "    return zero_variance_probability(p, g)\n",
            "    return zero_variance_probability(p, g - 1)\n",
            "zero_std_probability for groups of G - 1"),
+    # ------------------------------------------ allocation: threshold solver
+    Mutant("allocation.tie_rtol_wide", _TH,
+           "TIE_RTOL = 1e-4", "TIE_RTOL = 1e-2",
+           "tie band 100x too wide: gains 1 % apart are shared in index order"),
+    Mutant("allocation.tie_band_one_sided", _TH,
+           "jnp.maximum(u * tol, u)]))", "u]))",
+           "tie band only below the threshold (float32 and float64 can disagree)",
+           verify_survives=("verify's allocation instances have no two "
+           "marginal gains within 1e-4 of the threshold without being equal, "
+           "where the band's upper half changes nothing; the tests' float32 = "
+           "float64 checks catch it")),
+    Mutant("allocation.rloo_gain_off_by_one", _TH,
+           "return n * (n - 1) <= s2", "return n * (n + 1) <= s2",
+           "RLOO marginal gain a/(n(n+1)) instead of a/(n(n-1)) in the exact check"),
+    Mutant("allocation.drgrpo_gain_dropped_term", _TH,
+           "return m * m <= s2 * (n * n - n - 1)", "return m * m <= s2 * (n * n - n)",
+           "Dr. GRPO marginal gain without the -1 of n^2 - n - 1"),
+    Mutant("allocation.search_lower_bound", _TH,
+           "u = search_bits(enough, 1.0, 2.0**55, dt,",
+           "u = search_bits(enough, 2.0, 2.0**55, dt,",
+           "threshold search starts at u = 2 and misses thresholds in (1, 2)"),
+    Mutant("allocation.search_upper_bound", _TH,
+           "u = search_bits(enough, 1.0, 2.0**55, dt,",
+           "u = search_bits(enough, 1.0, 2.0**24, dt,",
+           "threshold search stops at u = 2^24: prompts with tiny a never reach U",
+           verify_survives=("verify's allocation instances have no prompt "
+           "with a below 2**-24 max(a) that must reach U")),
+    Mutant("allocation.share_ties_inclusive_prefix", _TH,
+           "before = jnp.cumsum(col, dtype=col.dtype) - col",
+           "before = jnp.cumsum(col, dtype=col.dtype)",
+           "tie sharing with an inclusive prefix sum (each prompt skips its own band)"),
+    Mutant("allocation.excess_spread_off_by_one", _TH,
+           "spread = lax.div(e, m) + (before < lax.rem(e, m))",
+           "spread = lax.div(e, m) + (before <= lax.rem(e, m))",
+           "the excess over a = 0 prompts hands one unit too many"),
+    Mutant("allocation.sum_at_least_strict", _TH,
+           "(wrapped >= K.astype(jnp.uint32))", "(wrapped > K.astype(jnp.uint32))",
+           "budget test sum(c) > K instead of >= K",
+           verify_survives=("the tie band absorbs the one-step shift of the "
+           "threshold unless the (K+1)-th largest gain lies within 1e-4 of the "
+           "K-th and another below the band lies within 1e-4 of it; verify's "
+           "instances have no such near-ties")),
+    # ---------------------------------------------------------------- grpo
+    Mutant("grpo.factor_without_n", _GR,
+           "factor = nf * u / (t * t)", "factor = u / (t * t)",
+           "c_n(p) = u_n / t_n^2 without the factor n"),
+    Mutant("grpo.signal_without_ddof_factor", _GR,
+           "signal=jnp.sqrt((nf - ddof) / nf) * t / (2 * nf),",
+           "signal=t / (2 * nf),",
+           "signal weight omega_n without sqrt((n - d)/n)"),
+    Mutant("grpo.variance_ignores_ddof", _GR,
+           "variance=sigma_z2 * (nf - ddof) / (nf * nf) * nonzero,",
+           "variance=sigma_z2 * (nf - 1) / (nf * nf) * nonzero,",
+           "Var(G) always with the sample std (ddof = 1)",
+           verify_survives=("the GRPO section's raw Var(G) rows use ddof = 1 "
+           "(TRL, verl), where the mutant is exact; its ddof = 0 cell checks "
+           "V_n and omega, which the mutant leaves alone")),
+    Mutant("grpo.normalized_without_4", _GR,
+           "normalized_variance=sigma_z2 * 4 * pq * factor,",
+           "normalized_variance=sigma_z2 * pq * factor,",
+           "V_n(p) with p(1-p) instead of 4p(1-p) (same allocation, objective 4x off)"),
+    Mutant("grpo.cv_without_sqrt", _GR,
+           "root = jnp.sqrt(jnp.maximum(kf * (m - kf), 0))",
+           "root = jnp.maximum(kf * (m - kf), 0)",
+           "t_n sums K(n-K) instead of sqrt(K(n-K)): wrong CV^2"),
+    Mutant("grpo.pascal_swapped", _GR,
+           "new = q[:, None] * w + p[:, None] * shifted",
+           "new = p[:, None] * w + q[:, None] * shifted",
+           "Pascal's rule with p and 1 - p swapped"),
+    Mutant("grpo.boundary_term_index", _GR,
+           "new = new + jnp.where(k == 1, 1, 0)[None, :] * alpha[:, None]",
+           "new = new + jnp.where(k == 0, 1, 0)[None, :] * alpha[:, None]",
+           "the (1-p)^(n-1) boundary weight added at K = 0 instead of K = 1"),
+    Mutant("grpo.greedy_gain_sign", _GR,
+           "cost[:-1] - cost[1:], -jnp.inf)", "cost[1:] - cost[:-1], -jnp.inf)",
+           "greedy takes the smallest marginal decreases",
+           verify_survives=_GRPO_VERIFY_BLIND),
+    Mutant("grpo.greedy_ties_off_by_one", _GR,
+           "(ties & (rank <= Kp - jnp.sum(above, dtype=jnp.int32)))",
+           "(ties & (rank < Kp - jnp.sum(above, dtype=jnp.int32)))",
+           "greedy takes one tied unit too few (sum(n) < C)"),
+    Mutant("grpo.kth_largest_midpoint", _GR,
+           "mid = lo + gap // 2 + gap % 2", "mid = lo + gap // 2",
+           "bisection midpoint rounded down: the K-th largest gain is never reached",
+           verify_survives=_GRPO_VERIFY_BLIND),
+    Mutant("grpo.kth_largest_rounds", _GR,
+           "jax.lax.fori_loop(0, bits + 1, body,", "jax.lax.fori_loop(0, bits // 2, body,",
+           "half the bisection rounds: the K-th largest gain is approximate",
+           verify_survives=_GRPO_VERIFY_BLIND),
+    Mutant("grpo.convexity_check_inverted", _GR,
+           "ok = gain[1:] <= gain[:-1] + tol", "ok = gain[1:] >= gain[:-1] - tol",
+           "convexity check inverted (every table reported non-convex)", verify=()),
+    Mutant("grpo.allocate_delegates_to_rloo", _AL + "solve.py",
+           "        return allocate_grpo(p_hat, C, L, U)\n",
+           "        estimator = \"rloo\"\n",
+           "allocate(estimator='grpo') silently solves the RLOO problem",
+           tests=("tests/test_allocation_grpo.py::test_allocate_estimator_grpo_is_allocate_grpo",
+                  "tests/test_allocation_grpo.py"), verify=()),
+    # ----------------------------------------------- planner: GRPO metrics
+    Mutant("planner.grpo_uniform_level_shift", _PL,
+           "v_unif = float(np.interp(budget / b, levels, v))",
+           "v_unif = float(np.interp(budget / b, levels + 1, v))",
+           "GRPO variance ratio against the uniform split one level off",
+           tests=_PLAN_GRPO),
+    Mutant("planner.grpo_saved_interp_order", _PL,
+           "float(np.interp(v_plan, v[::-1], levels[::-1]))",
+           "float(np.interp(v_plan, v, levels))",
+           "uniform-equivalent n interpolated on a decreasing table",
+           tests=_PLAN_GRPO),
+    Mutant("planner.grpo_saved_per_prompt", _PL,
+           "    saved = b * n_u - budget\n    return {\"vip/pred_var_ratio_vs_uniform\": v_plan",
+           "    saved = n_u - budget / b\n    return {\"vip/pred_var_ratio_vs_uniform\": v_plan",
+           "GRPO rollouts saved per prompt instead of per batch",
+           tests=_PLAN_GRPO),
+    Mutant("planner.grpo_table_too_short", _PL,
+           "max(4 * math.ceil(budget / b), counts.max(), 3)",
+           "max(math.ceil(budget / b), counts.max(), 3)",
+           "uniform-equivalent table ends at the plan's largest group size",
+           survives="equivalent mutant: V_n(p) decreases in n, so the uniform "
+           "size that matches the plan lies between the plan's smallest and "
+           "largest group sizes, and the uniform split's own size (the mean) "
+           "too; a table up to max(counts) already covers both",
+           tests=_PLAN_GRPO),
+    # ----------------------------------------------- predict: Beta posterior
+    Mutant("predict.beta_decay_extra_step", _BE,
+           "decay = jnp.power(jnp.asarray(discount, dt), age)",
+           "decay = jnp.power(jnp.asarray(discount, dt), age + 1)",
+           "Beta prediction discounts the evidence once too often", tests=_BETA_TESTS),
+    Mutant("predict.beta_update_decay_off_by_one", _BE,
+           "(clock - state.last[cols]).astype(dt))",
+           "(clock - state.last[cols] - 1).astype(dt))",
+           "Beta update discounts old evidence one step too little", tests=_BETA_TESTS),
+    Mutant("predict.beta_prior_strength_dropped", _BE,
+           "beta = strength * (1 - mu) + decay * state.failures[idx]",
+           "beta = (1 - mu) + decay * state.failures[idx]",
+           "prior strength kappa missing from the failure pseudo-counts",
+           tests=_BETA_TESTS),
+    Mutant("predict.beta_posterior_mode", _BE,
+           "return a / (a + b)", "return (a - 1) / (a + b - 2)",
+           "Beta predictor returns the posterior mode, not the mean", tests=_BETA_TESTS),
+    Mutant("predict.beta_variance_formula", _BE,
+           "return a * b / (s * s * (s + 1))", "return a * b / (s * s * s)",
+           "Beta posterior variance with (a+b)^3 instead of (a+b)^2 (a+b+1)",
+           tests=_UNC_TESTS, verify=()),
+    Mutant("predict.beta_failures_per_update", _BE,
+           "fail = decay * state.failures[cols] + (1 - pooled) * wsum",
+           "fail = decay * state.failures[cols] + (1 - pooled)",
+           "failures counted per update instead of per rollout", tests=_BETA_TESTS),
+    Mutant("predict.pooled_no_discount", _BE,
+           "return PooledState(count, lam * state.weighted_sum + s,",
+           "return PooledState(count, state.weighted_sum + s,",
+           "pooled prior: the successes are never discounted", tests=_BETA_TESTS),
+    Mutant("predict.pooled_prior_weight", _BE,
+           "m = (w0 * p0 + state.weighted_sum) / (w0 + state.weight)",
+           "m = (p0 + state.weighted_sum) / (w0 + state.weight)",
+           "pooled prior mean without the prior weight in the numerator",
+           tests=_BETA_TESTS,
+           verify_survives="the prediction section's pooled-prior Beta check "
+           "uses the default prior weight w0 = 1, where w0 p0 = p0"),
+    # --------------------------------------- predict: allocation under uncertainty
+    Mutant("predict.effective_p_without_half", _UN,
+           "    return (1 - jnp.sqrt(1 - a)) / 2\n", "    return 1 - jnp.sqrt(1 - a)\n",
+           "effective probability for a variance target without the 1/2",
+           tests=_UNC_TESTS, verify=()),
+    Mutant("predict.expected_rule_sign", _UN,
+           "4 * (m - m * m - v)", "4 * (m - m * m + v)",
+           "expected rule adds the posterior variance instead of subtracting it",
+           tests=_UNC_TESTS, verify=()),
+    Mutant("predict.optimistic_variance_not_sd", _UN,
+           "half = jnp.asarray(z, m.dtype) * jnp.sqrt(v)",
+           "half = jnp.asarray(z, m.dtype) * v",
+           "optimistic interval m ± z v instead of m ± z sqrt(v)",
+           tests=_UNC_TESTS, verify=()),
+    Mutant("predict.optimistic_returns_mean", _UN,
+           "jnp.clip(jnp.asarray(0.5, m.dtype), m - half, m + half)",
+           "jnp.clip(m, m - half, m + half)",
+           "optimistic rule clips the mean, not 1/2 (it is the plug-in rule)",
+           tests=_UNC_TESTS, verify=()),
+    # ------------------------------------------- sweep: Jeffreys posterior
+    Mutant("sweep.posterior_uniform_prior", _PO,
+           "prior: tuple[float, float] = (0.5, 0.5),",
+           "prior: tuple[float, float] = (1.0, 1.0),",
+           "default prior Beta(1, 1) instead of Jeffreys' Beta(1/2, 1/2)",
+           tests=_POST_TESTS, verify=()),
+    Mutant("sweep.posterior_one_sided_tail", _PO,
+           "tail = (1 - level) / 2", "tail = 1 - level",
+           "credible interval with 1 - c in each tail", tests=_POST_TESTS, verify=()),
+    Mutant("sweep.posterior_lo_convention", _PO,
+           "lo = np.where(s <= 0, 0.0, lo)", "lo = np.where(s < 0, 0.0, lo)",
+           "p_lo = 0 convention at s = 0 lost", tests=_POST_TESTS, verify=()),
+    Mutant("sweep.posterior_mean_is_pass_rate", _PO,
+           "return Posterior(a / (a + b), lo, hi,", "return Posterior(s / nn, lo, hi,",
+           "p_hat is the raw pass rate, not the posterior mean", tests=_POST_TESTS,
+           verify=()),
+    Mutant("sweep.betacf_sign", _PO,
+           "for aa in (m * (b - m) * x /", "for aa in (m * (b + m) * x /",
+           "continued fraction of I_x(a, b) with b + m for b - m", tests=_POST_TESTS,
+           verify=()),
+    # ------------------------------------------- sweep: graded min-std
+    Mutant("sweep.graded_min_std_variance", _SW,
+           "GRADED_MIN_STD = 0.1", "GRADED_MIN_STD = 0.01",
+           "graded min-std set to the variance 0.01, not its square root 0.1",
+           tests=("tests/test_sweep_data.py", "tests/test_sweep.py"), verify=()),
+    Mutant("sweep.graded_detection_all", _SW,
+           "graded = bool(np.any((flat != 0) & (flat != 1)))",
+           "graded = bool(np.all((flat != 0) & (flat != 1)))",
+           "scores called graded only if none is 0 or 1",
+           tests=("tests/test_sweep_data.py", "tests/test_sweep.py"), verify=()),
+    Mutant("sweep.min_std_no_tolerance", _SW,
+           "(metrics.std < min_std * (1 - 1e-9))", "(metrics.std < min_std)",
+           "a spread of exactly min_std falls to 'flat' by rounding",
+           tests=("tests/test_sweep_data.py", "tests/test_sweep.py"), verify=()),
 )

@@ -35,6 +35,7 @@ bytecode is written or read (``PYTHONDONTWRITEBYTECODE``, no
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import platform
@@ -107,12 +108,12 @@ def copy_tree(root: Path, dest: Path) -> None:
 
 
 def _env(copy: Path) -> dict:
-    # A persistent compilation cache shared by the runs of this tool only
-    # (unchanged programs are not recompiled for every mutant; a mutated one
-    # has a different HLO, hence a different key).
+    # A persistent compilation cache shared by the runs (and the parallel
+    # copies) of this tool only: unchanged programs are not recompiled for
+    # every mutant; a mutated one has a different HLO, hence a different key.
     env = dict(os.environ, PYTHONPATH=str(copy), PYTHONDONTWRITEBYTECODE="1",
                PYTHONHASHSEED="0",
-               JAX_COMPILATION_CACHE_DIR=str(copy.parent / (copy.name + "-jax")),
+               JAX_COMPILATION_CACHE_DIR=str(copy.parent / "jax-cache"),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     env.pop("JAX_ENABLE_X64", None)
@@ -153,23 +154,53 @@ def verify_cmd(sections: tuple[str, ...], out: Path, mode: str = "default"
             "--out", str(out), *extra]
 
 
+def union_of_tests(mutants) -> list[str]:
+    """Every test file or test id some mutant uses, each once, sorted; a test
+    id inside a listed file is left to the file."""
+    ids = {t for m in mutants for t in tests_of(m)}
+    files = {t for t in ids if "::" not in t}
+    return sorted(t for t in ids if t in files or t.split("::", 1)[0] not in files)
+
+
 def baseline(mutants, copy: Path, args) -> dict:
-    """The unmutated copy must pass every test set and verify section used."""
-    res = {}
-    for tests in ([] if args.tests_off else sorted({tuple(tests_of(m))
-                                                     for m in mutants})):
-        r = run(pytest_cmd(list(tests)), copy, args.timeout * 3)
+    """The unmutated copy must pass every test and verify section used.
+
+    The tests run once, as one pytest session over the union of the
+    mutants' test files (each file once, however many mutants share it).
+    """
+    res = dict(args.base)  # what an earlier run of this report covered
+    covered = {t for k in res if not k.startswith("verify") for t in k.split()}
+    tests = [t for t in union_of_tests(mutants)
+             if t not in covered and t.split("::", 1)[0] not in covered]
+    if not args.tests_off and tests:
+        r = run(pytest_cmd(tests), copy, args.timeout * 6)
         res[" ".join(tests)] = r
         if r["rc"] != 0:
             raise SystemExit(f"baseline tests fail unmutated: {tests}\n{r['tail']}")
-    if args.verify:
-        secs = sorted({s for m in mutants for s in sections_of(m)})
+    secs = sorted({s for m in mutants for s in sections_of(m)})
+    done = {s for k in res if k.startswith("verify ") for s in k[7:].split(",")}
+    if not args.verify or not secs or "verify" in res or set(secs) <= done:
+        pass  # none needed, or the earlier run of this report passed them
+    elif getattr(args, "verify_baseline", None):
+        res["verify"] = _verify_from(args.verify_baseline, args)
+    else:
         r = run(verify_cmd(tuple(secs), copy / "_verify_baseline", args.verify_mode),
                 copy, args.verify_timeout * 3)
         res["verify " + ",".join(secs)] = r
         if r["rc"] != 0:
             raise SystemExit(f"baseline verify fails unmutated\n{r['tail']}")
     return res
+
+
+def _verify_from(path: Path, args) -> dict:
+    """A passing ``vipcore verify`` run of the unmutated tree in the same
+    mode, used as the verify baseline instead of running it again."""
+    res = json.loads((path / "results.json").read_text())
+    mode = res.get("config", {}).get("mode")
+    if not res.get("passed") or mode != args.verify_mode:
+        raise SystemExit(f"{path}: not a passing {args.verify_mode}-mode verify run")
+    return {"rc": 0, "from": str(path), "seconds": res["machine"]["wall_s"],
+            "tail": "PASS (" + ", ".join(res["timings_s"]) + ")"}
 
 
 def mutate_one(m: Mutant, copy: Path, args) -> dict:
@@ -199,8 +230,26 @@ def mutate_one(m: Mutant, copy: Path, args) -> dict:
         path.write_text(original)
 
 
-def summarise(results: list[dict], mutants, args, base, t0, partial=False
-              ) -> dict:
+def _command(argv: list[str]) -> str:
+    """The command that reproduces the whole report: without ``--resume``, and
+    without ``--only`` when the run resumed (the report covers the rest)."""
+    out, skip = [], False
+    resumed = "--resume" in argv or "--report-only" in argv
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--resume", "--report-only") or (
+                resumed and a.startswith("--only=")):
+            pass
+        elif resumed and a == "--only":
+            skip = True
+        else:
+            out.append(a)
+    return " ".join(["python benchmarks/mutation/mutate.py", *out])
+
+
+def summarise(results: list[dict], mutants, args, base, t0, partial=False,
+              wall_before: float = 0.0) -> dict:
     by_id = {m.id: m for m in mutants}
     killed = [r for r in results if r["tests"]["killed"]]
     varea = [r for r in results if sections_of(by_id[r["id"]])]
@@ -213,9 +262,8 @@ def summarise(results: list[dict], mutants, args, base, t0, partial=False
              for r in varea if args.verify and not r.get("verify", {}).get("killed")]
     on = not args.tests_off
     return {
-        "command": "python benchmarks/mutation/mutate.py " + " ".join(
-            a for a in sys.argv[1:] if not a.startswith("--resume")),
-        "partial": partial,
+        "command": _command(sys.argv[1:]),
+        "partial": partial or len(results) < len(MUTANTS),
         "mutants": len(results),
         "killed": len(killed) if on else None,
         "kill_rate": round(len(killed) / max(len(results), 1), 4) if on else None,
@@ -234,7 +282,8 @@ def summarise(results: list[dict], mutants, args, base, t0, partial=False
         "machine": {"platform": platform.platform(), "python":
                     platform.python_version(), "cpu_count": os.cpu_count(),
                     "loadavg_end": list(os.getloadavg()),
-                    "wall_s": round(time.perf_counter() - t0, 1)},
+                    "jobs": getattr(args, "jobs", 1),
+                    "wall_s": round(wall_before + time.perf_counter() - t0, 1)},
         "baseline": base,
         "results": results,
     }
@@ -247,15 +296,51 @@ def _save(report: dict, out: Path) -> None:
     tmp.replace(out)
 
 
-def _previous(args) -> dict:
-    """Results of an earlier run with the same settings, by mutant id."""
+def _previous(args) -> tuple[dict, dict]:
+    """``(results by mutant id, report)`` of an earlier run with the same
+    settings; empty when there is none. Results of mutants no longer in the
+    catalogue, or whose snippet or replacement changed since, are dropped."""
     if not args.out.is_file():
-        return {}
+        return {}, {}
     old = json.loads(args.out.read_text())
     same = (old["settings"].get("verify") == args.verify
             and old["settings"].get("verify_mode") == args.verify_mode
             and old["settings"].get("tests") == (not args.tests_off))
-    return {r["id"]: r for r in old["results"]} if same else {}
+    if not same:
+        return {}, {}
+    cat = {m.id: m for m in MUTANTS}
+    keep = {r["id"]: r for r in old["results"]
+            if r["id"] in cat and r.get("snippet") == _snippet(cat[r["id"]])}
+    return keep, old
+
+
+def _snippet(m: Mutant) -> list[str]:
+    return [m.file, m.original, m.replacement]
+
+
+def _run_all(todo, mutants, args, on_done) -> None:
+    """Run ``todo`` over ``args.jobs`` copies of the repository, calling
+    ``on_done(result)`` as each mutant finishes (in completion order)."""
+    with tempfile.TemporaryDirectory(prefix="vipcore-mutants-") as tmp:
+        copies = []
+        for j in range(max(1, args.jobs)):
+            copies.append(Path(tmp) / f"repo{j}")
+            copy_tree(ROOT, copies[-1])
+        if args.needs_baseline:
+            args.base = baseline(mutants, copies[0], args)
+        free = list(copies)
+
+        def work(m):
+            copy = free.pop()
+            try:
+                return mutate_one(m, copy, args)
+            finally:
+                free.append(copy)
+
+        with concurrent.futures.ThreadPoolExecutor(len(copies)) as pool:
+            for fut in concurrent.futures.as_completed(
+                    [pool.submit(work, m) for m in todo]):
+                on_done(fut.result())
 
 
 def main(argv=None) -> int:
@@ -276,10 +361,22 @@ def main(argv=None) -> int:
     ap.add_argument("--verify-timeout", type=float, default=600,
                     help="seconds per mutant for verify (default 600)")
     ap.add_argument("--resume", action="store_true",
-                    help="keep the results already in --out (same settings) and "
-                         "run only the missing mutants")
+                    help="keep the results already in --out (same settings, "
+                         "same snippets) and run only the missing mutants; with "
+                         "--only, run just the named mutants (again) and keep "
+                         "every other result")
+    ap.add_argument("--verify-baseline", type=Path, default=None,
+                    help="directory of a passing `vipcore verify` run of this "
+                         "tree in the same mode, used instead of running the "
+                         "unmutated verify baseline again")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite --out from the results already in it (same "
+                         "settings and snippets), with the catalogue's current "
+                         "reasons; runs nothing")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="mutants run at once, each in its own copy (default 1)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                    help=f"JSON report (default {DEFAULT_OUT.relative_to(ROOT)})")
+                    help="JSON report (default benchmarks/results/mutation.json)")
     args = ap.parse_args(argv)
     bad = stale_entries(MUTANTS, ROOT)
     if bad:
@@ -291,36 +388,51 @@ def main(argv=None) -> int:
         return 2
     if args.tests_off:
         mutants = [m for m in mutants if sections_of(m)]
+    selected = mutants
     if args.only:
         want = set(args.only.split(","))
-        mutants = [m for m in mutants if m.id in want or m.area in want]
-        if not mutants:
+        selected = [m for m in mutants if m.id in want or m.area in want]
+        if not selected:
             print(f"no mutant matches {args.only!r}", file=sys.stderr)
             return 2
     if args.check:
         print(f"catalogue ok: {len(MUTANTS)} mutants, every snippet matches once")
         return 0
+    if args.jobs < 1:
+        print(f"--jobs must be >= 1; got {args.jobs}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
-    done = _previous(args) if args.resume else {}
+    done, old = _previous(args) if args.resume or args.report_only else ({}, {})
+    if args.only and args.resume:  # rerun the named ones, keep the others
+        again = {m.id for m in selected}
+        done = {k: v for k, v in done.items() if k not in again}
+    else:
+        mutants = selected
     results = [done[m.id] for m in mutants if m.id in done]
-    todo = [m for m in mutants if m.id not in done]
-    base = (json.loads(args.out.read_text()).get("baseline", {}) if done else {})
-    with tempfile.TemporaryDirectory(prefix="vipcore-mutants-") as tmp:
-        copy = Path(tmp) / "repo"
-        copy_tree(ROOT, copy)
-        if todo and not done:
-            base = baseline(mutants, copy, args)
-        for i, m in enumerate(todo, len(results) + 1):
-            r = mutate_one(m, copy, args)
-            results.append(r)
-            _save(summarise(results, mutants, args, base, t0, partial=True), args.out)
-            t, v = r["tests"]["killed"], r.get("verify", {})
-            print(f"[{i}/{len(mutants)}] {m.id}: tests "
-                  f"{'off' if t is None else 'killed' if t else 'SURVIVED'} "
-                  f"({r['tests']['seconds']} s)"
-                  + (f", verify {'killed' if v['killed'] else 'SURVIVED'} "
-                     f"({v['seconds']} s)" if v else ""), flush=True)
-    report = summarise(results, mutants, args, base, t0)
+    todo = [] if args.report_only else [m for m in selected if m.id not in done]
+    args.base = old.get("baseline", {}) if done else {}
+    args.needs_baseline = bool(todo)
+    wall_before = old.get("machine", {}).get("wall_s", 0.0) if done else 0.0
+    order = {m.id: i for i, m in enumerate(mutants)}
+    by_id = {m.id: m for m in todo}
+
+    def on_done(r):
+        r["snippet"] = _snippet(by_id[r["id"]])
+        results.append(r)
+        results.sort(key=lambda x: order[x["id"]])
+        _save(summarise(results, mutants, args, args.base, t0, partial=True,
+                        wall_before=wall_before), args.out)
+        t, v = r["tests"]["killed"], r.get("verify", {})
+        print(f"[{len(results)}/{len(mutants)}] {r['id']}: tests "
+              f"{'off' if t is None else 'killed' if t else 'SURVIVED'} "
+              f"({r['tests']['seconds']} s)"
+              + (f", verify {'killed' if v['killed'] else 'SURVIVED'} "
+                 f"({v['seconds']} s)" if v else ""), flush=True)
+
+    if todo:
+        _run_all(todo, mutants, args, on_done)
+    report = summarise(results, mutants, args, args.base, t0,
+                       wall_before=wall_before)
     _save(report, args.out)
     head = (f"{report['killed']}/{report['mutants']} killed by the tests"
             if report["killed"] is not None else f"{report['mutants']} mutants")
