@@ -1,9 +1,8 @@
 """Independent oracles for the allocator tests (exact arithmetic, pure Python).
 
-* :func:`objective64`: problem (5)'s objective in float64 NumPy.
-* :func:`brute_force`: the optimum by enumerating every feasible allocation.
-* :func:`greedy_from_lower`: the classic exact method (a heap of marginal
-  gains from ``n = L``; Gross 1956, Ibaraki and Katoh 1988), float64.
+* :func:`objective64`, :func:`brute_force` (the optimal objective by
+  enumeration) and :func:`greedy_from_lower` (the classic heap method): the
+  shared oracles of ``tests/helpers.py``, re-exported.
 * :func:`tie_rule`: the documented tie rule, by listing every unit with its
   exact (``Fraction``) gain: units above ``tau (1 + r)`` given, units in
   ``[tau / (1 + r), tau (1 + r))`` shared in index order, where ``tau`` is
@@ -12,51 +11,17 @@
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from fractions import Fraction
 
 import numpy as np
+
+from tests.helpers import brute_force_objective as brute_force  # noqa: F401
+from tests.helpers import greedy_from_lower, objective64  # noqa: F401
 
 #: The library's documented constants, restated (the tests check the library
 #: against these numbers, not against its own variables).
 TIE_RTOL = Fraction(1, 10**4)
 A_CUTOFF = Fraction(1, 2**46)
-
-
-def objective64(n, p, estimator):
-    """Problem (5)'s objective in float64 NumPy (independent of the library)."""
-    a = 4 * np.asarray(p, np.float64) * (1 - np.asarray(p, np.float64))
-    n = np.asarray(n, np.float64)
-    if estimator == "rloo":
-        return float(np.sum(a / (n - 1)))
-    return float(np.sum(a * (n - 1) / n**2))
-
-
-def brute_force(p, C, L, U, estimator):
-    best = np.inf
-    for c in itertools.product(range(L, U + 1), repeat=len(p)):
-        if sum(c) == C:
-            best = min(best, objective64(c, p, estimator))
-    return best
-
-
-def greedy_from_lower(p, C, L, U, estimator):
-    """Marginal allocation from ``n = L`` with a heap (float64, exact method)."""
-    a = 4 * np.asarray(p, np.float64) * (1 - np.asarray(p, np.float64))
-
-    def f(q, n):
-        return a[q] / (n - 1) if estimator == "rloo" else a[q] * (n - 1) / n**2
-
-    n = [L] * len(p)
-    heap = [(-(f(q, L) - f(q, L + 1)), q) for q in range(len(p)) if L < U]
-    heapq.heapify(heap)
-    for _ in range(C - L * len(p)):
-        _, q = heapq.heappop(heap)
-        n[q] += 1
-        if n[q] < U:
-            heapq.heappush(heap, (-(f(q, n[q]) - f(q, n[q] + 1)), q))
-    return np.array(n)
 
 
 def exact_a(p, dtype=np.float64):

@@ -10,42 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import pdist
 
+from tests.helpers import dense_gp_update as dense_update
+from tests.helpers import dense_kernel
 from vipcore._src.predict import gp
 
-# --------------------------------------------------------------------------
-# Independent dense float64 NumPy implementation of Algorithm 1 (SPEC §3).
-# Full Q x Q kernel from explicit differences (not the |x|^2+|y|^2-2xy trick),
-# duplicates pooled with a Python dict, the update written on B and B^c.
-# --------------------------------------------------------------------------
-
-
-def dense_kernel(x, h):
-    diff = x[:, None, :] - x[None, :, :]
-    return np.exp(-np.sum(diff * diff, axis=-1) / (2 * h * h))
-
-
-def dense_update(x, m, idx, p, w, *, h, jitter, eps, link="sigmoid"):
-    pooled: dict[int, list[float]] = {}
-    for i, pi, wi in zip(idx, p, w, strict=True):
-        if wi > 0:
-            acc = pooled.setdefault(int(i), [0.0, 0.0])
-            acc[0] += wi * pi
-            acc[1] += wi
-    b = np.array(sorted(pooled), dtype=int)
-    obs = np.array([pooled[i][0] / pooled[i][1] for i in b])
-    if link == "sigmoid":
-        pc = np.clip(obs, eps, 1 - eps)
-        g = np.log(pc / (1 - pc))
-    else:
-        v = np.maximum(obs, eps)
-        g = np.log(np.expm1(v))
-    k = dense_kernel(np.asarray(x, np.float64), h)
-    bc = np.setdiff1d(np.arange(len(m)), b)
-    kbb = k[np.ix_(b, b)] + jitter * np.eye(len(b))
-    out = np.array(m, np.float64)
-    out[bc] = m[bc] + k[np.ix_(bc, b)] @ np.linalg.solve(kbb, g - m[b])
-    out[b] = g
-    return out, kbb
+# The independent dense float64 oracle of Algorithm 1 (full Q x Q kernel from
+# explicit differences, duplicates pooled in a dict) lives in tests/helpers.py.
 
 
 def _problem(seed, q=40, d=5, n=12, repeats=True):
