@@ -17,7 +17,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from vipcore._src.allocation.continuous import apply_mask, as_row
+# The KKT allocation at a given multiplier is the same in both solvers; the
+# baseline differs in its search and its rounding loops.
+from vipcore._src.allocation.continuous import _n_of_lam, apply_mask, as_row
 from vipcore._src.allocation.objective import marginal, objective_terms
 from vipcore._src.allocation.status import MIN_LOWER, AllocationStatus, traced_status
 
@@ -51,24 +53,6 @@ def bracket_search(pred, lo, hi, dtype, sections: int):
             jnp.where(cnt < K - 1, t[jnp.minimum(cnt, K - 2)], hi),
         )
     return lo, hi
-
-
-def _n_of_lam(a, lam, L, U, estimator, sqrt_a=None):
-    """Continuous KKT allocation ``clip(root(lam), L, U)`` for ``lam > 0``."""
-    safe_a = jnp.where(a > 0, a, 1)
-    if estimator == "rloo":
-        # sqrt(a / lam) = sqrt(a) * lam**-0.5: one scalar power per call.
-        sa = jnp.sqrt(safe_a) if sqrt_a is None else sqrt_a
-        root = 1 + sa * jax.lax.rsqrt(lam)
-    else:
-        # Largest root of lam n^3 - a n + 2a = 0, valid when lam < a/27.
-        ratio = jnp.clip(3 * jnp.sqrt(3 * lam / safe_a), 0, 1)
-        root = 2 * jnp.sqrt(safe_a / (3 * lam)) * jnp.cos(jnp.arccos(-ratio) / 3)
-        # Outside the cubic's range the clip below decides: lam >= a g(L)
-        # means the marginal at L is already below lam, so n = L.
-        root = jnp.where(lam >= safe_a * marginal(L, estimator), L, root)
-    n = jnp.clip(root, L, U)
-    return jnp.where(a > 0, n, L)
 
 
 @functools.partial(jax.jit, static_argnames=("estimator", "sections"))
