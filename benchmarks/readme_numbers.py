@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from verify_docs import render_blocks  # noqa: E402  (the shared block syntax)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 #: Pages with generated blocks (README.md first).
 PAGES = (README, ROOT / "docs" / "simulate.md")
-_BLOCK = re.compile(r"(<!-- BEGIN (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END "
-                    r"(?P=name) -->)", re.S)
 
 #: Rows of the replay table: (predictor, rule, label shown).
 REPLAY_ROWS = (
@@ -240,13 +240,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
 
 
 def render(text: str) -> str:
-    def sub(m: re.Match) -> str:
-        name = m.group("name")
-        if name not in BLOCKS:
-            raise KeyError(f"README.md has an unknown block {name!r}")
-        return m.group(1) + BLOCKS[name]() + m.group(4)
-
-    return _BLOCK.sub(sub, text)
+    """``text`` with every marked block regenerated from the result files."""
+    return render_blocks(text, BLOCKS)
 
 
 def main(argv=None) -> int:
