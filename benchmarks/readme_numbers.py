@@ -1,5 +1,5 @@
-"""Write the measured numbers of README.md (and docs/simulate.md's results)
-from the committed result files.
+"""Write the measured numbers of README.md (and of docs/simulate.md's results
+and docs/allocation.md's performance table) from the committed result files.
 
 Usage (from the repository root)::
 
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 #: Pages with generated blocks (README.md first).
-PAGES = (README, ROOT / "docs" / "simulate.md")
+PAGES = (README, ROOT / "docs" / "simulate.md", ROOT / "docs" / "allocation.md")
 
 #: Rows of the replay table: (predictor, rule, label shown).
 REPLAY_ROWS = (
@@ -167,6 +167,73 @@ def bench_table() -> str:
     return "\n".join(out)
 
 
+def _med_min(row: dict) -> str:
+    return f"{_us(row['median_s'])} ({_us(row['min_s'])})"
+
+
+def _met(flag) -> str:
+    return "met" if flag else "not met"
+
+
+def allocation_perf() -> str:
+    """docs/allocation.md's performance table, from ``allocate_cpu.json``."""
+    a = load("allocate_cpu.json")
+    env, goals, th = a["environment"], a["goals"], a["throughput"]
+    sync = {r["B"]: r for r in a["latency_sync_dispatch"]["latency"]}
+    goal_s = {512: f"≤ {_us(goals['B512_latency_goal_s'])}",
+              65536: f"≤ {_us(goals['B65536_latency_goal_s'])}"}
+    out = [
+        "| measurement | this solver | same, synchronous dispatch | while-loop "
+        "baseline | NumPy greedy | CPU goal |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in a["latency"]:
+        B = r["B"]
+        greedy = _us(r["numpy_greedy"]["median_s"]) if "numpy_greedy" in r else ""
+        out.append(
+            f"| `solve_allocation(...).n`, B = {B:,} | {_med_min(r['vip_integers'])}"
+            f" | {_med_min(sync[B]['vip_integers']) if B in sync else ''}"
+            f" | {_med_min(r['previous_solver'])} | {greedy} | {goal_s.get(B, '')} |")
+    r512 = next(r for r in a["latency"] if r["B"] == 512)
+    rbig = a["latency"][-1]
+    cold = a["cold_start"]
+    cli = cold["cli_allocate_wall_s"]
+    thr = f"{th['n_batches']} batches of {th['B']}"
+    out += [
+        f"| all fields (with the relaxation), B = 512 / {rbig['B']:,} | "
+        f"{_us(r512['vip_all_fields']['median_s'])} / "
+        f"{_us(rbig['vip_all_fields']['median_s'])} | | | | |",
+        f"| `allocate()` eager call, B = {a['eager_allocate']['B']} (checks, padding,"
+        f" transfer) | {_us(a['eager_allocate']['median_s'])} | | | | |",
+        f"| `vmap` over {thr}, rounds as a `scan` (default) | "
+        f"{th['vip_integers']['prompts_per_s']:.2e} prompts/s | | "
+        f"{th['previous_solver']['prompts_per_s']:.2e} prompts/s | | "
+        f"≥ {goals['throughput_goal']:.0e} |",
+        f"| same, `unroll=True` | {th['vip_integers_unrolled']['prompts_per_s']:.2e} "
+        "prompts/s | | | | |",
+        f"| SLSQP on the relaxation, B = {a['slsqp']['B']} | same objective, "
+        f"{a['slsqp']['median_speedup']:.1e}× slower | | | | |",
+        f"| `import vipcore` + first `allocate()`, fresh process, B = {cold['B']} | "
+        f"{cold['library']['import_and_first_call_s']:.2f} s | | first call "
+        f"{cold['previous_solver_first_call_s']:.2f} s | | ≤ 1 s |",
+        f"| `vipcore allocate FILE` (wall, Python start-up included), empty / warm "
+        f"compilation cache | {cli['empty_cache_s']:.2f} s / {cli['warm_cache_s']:.2f}"
+        " s | | | | ≤ 1 s |",
+        "",
+        f"`vipcore bench --out benchmarks/results --overwrite` "
+        f"(`benchmarks/results/allocate_cpu.json`): {env['cpu_count']}-core CPU, jax "
+        f"{env['jax']}, load average {_load_range(env['loadavg_start'][:1])} at the "
+        f"start and {_load_range(env['loadavg_end'][:1])} at the end; medians, "
+        "minima in brackets. Goals: B = 512 "
+        f"{_met(goals['B512_latency_met'])} with JAX's default dispatch and "
+        f"{_met(goals.get('B512_latency_sync_dispatch_met'))} with synchronous "
+        f"dispatch; B = {rbig['B']:,} {_met(goals['B65536_latency_met'])}; "
+        f"throughput {_met(goals['throughput_met'])} with the default `scan` and "
+        f"{_met(goals['throughput_unrolled_met'])} with `unroll=True`.\n",
+    ]
+    return "\n".join(out)
+
+
 #: The committed confirmatory runs of ``vipcore simulate``, by task.
 SIMULATE = {"max8": "simulate_cpu_max8", "max16": "simulate_cpu_max16"}
 
@@ -234,6 +301,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "replay": replay_table,
     "grpo": grpo_line,
     "bench": bench_table,
+    "allocation-perf": allocation_perf,
     "simulate": simulate_outcome,
     "simulate-max16": lambda: simulate_outcome("max16"),
 }

@@ -712,3 +712,42 @@ def test_docstring_examples_run():
         mod = importlib.import_module(f"vipcore._src.allocation.{name}")
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0, name
+
+
+def test_allocate_program_options_fall_back(monkeypatch):
+    """``allocate`` compiles its CPU program with XLA options of that program
+    only (no global setting); the integers equal the default-compiled
+    program's, and an XLA that lacks the option falls back to the defaults
+    while any other error still surfaces."""
+    import importlib
+
+    S = importlib.import_module("vipcore._src.allocation.solve")
+    rng = np.random.default_rng(3)
+    for est in ("rloo", "drgrpo"):
+        L = A.MIN_LOWER[est]
+        for _ in range(5):
+            p = jnp.asarray(rng.beta(0.4, 0.4, 64), jnp.float32)
+            m = jnp.ones(64, bool)
+            args = (p, 64 * 8 - 64 * L, L, 32, m)
+            np.testing.assert_array_equal(S._solve_n_eager(*args, estimator=est),
+                                          S._solve_n(*args, estimator=est))
+    if jax.default_backend() == "cpu":
+        assert S._solve_n_cpu is not S._solve_n  # the options are in use here
+    calls = []
+
+    def unknown(*a, **k):
+        calls.append(1)
+        raise RuntimeError("INVALID_ARGUMENT: No such compile option: 'xla_x'")
+
+    monkeypatch.setattr(S, "_solve_n_cpu", unknown)
+    got = vipcore.allocate([0.5, 0.9, 0.99, 0.0], C=32, L=2, U=16)
+    assert got.tolist() == [16, 10, 4, 2]
+    assert calls == ([1] if jax.default_backend() == "cpu" else [])
+
+    def broken(*a, **k):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(S, "_solve_n_cpu", broken)
+    if jax.default_backend() == "cpu":
+        with pytest.raises(RuntimeError, match="something else"):
+            vipcore.allocate([0.5, 0.9, 0.99, 0.0], C=32, L=2, U=16)

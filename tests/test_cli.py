@@ -21,6 +21,37 @@ def test_all_commands_registered(capsys):
         assert name in out
 
 
+def test_a_command_loads_only_its_module():
+    """``vipcore allocate ...`` imports the allocate command and none of the
+    others (they stay bare choices, so a wrong command is still an error)."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from vipcore._src.apps import cli\n"
+            "parser, mods = cli.build_parser('allocate')\n"
+            "print(json.dumps([sorted(mods), sorted(m for m in sys.modules if "
+            "m.startswith(('vipcore._src.apps.cli.', 'vipcore._src.sweep', "
+            "'vipcore._src.apps.verify', 'vipcore._src.apps.simulate')))]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True)
+    mods, loaded = json.loads(out.stdout)
+    assert mods == ["allocate"]
+    assert loaded == ["vipcore._src.apps.cli._options",
+                      "vipcore._src.apps.cli.allocate"]
+    parser, mods = cli.build_parser("allocate")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["allocate", "p.txt", "-C", "8", "-U", "4", "--nope"])
+    assert parser.parse_args(["sweep"]).command == "sweep"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"vipcore {vipcore.__version__}\n"
+
+
 def test_no_command_prints_help(capsys):
     assert cli.main([]) == 2
     assert "COMMAND" in capsys.readouterr().out
@@ -241,6 +272,14 @@ def test_bench_writes_json(tmp_path, monkeypatch, capsys):
     assert row["objective_vip"] <= row["objective_numpy_greedy"] * (1 + 1e-6)
     assert res["slsqp"]["instances"][0]["continuous_not_worse"]
     assert res["float32_vs_float64"]["instances"] == 2
+    assert res["environment"]["cpu_async_dispatch"] is True  # JAX's default
+    sync = res["latency_sync_dispatch"]  # measured in a child process
+    assert sync["cpu_async_dispatch"] is False
+    assert [r["B"] for r in sync["latency"]] == [16]
+    assert sync["latency"][0]["same_integers_as_previous"]
+    assert res["throughput"]["vip_integers_unrolled"]["prompts_per_s"] > 0
+    assert "throughput_unrolled_met" in res["goals"]
+    assert "B512_latency_sync_dispatch_met" not in res["goals"]  # no B = 512
     assert cli.main([*args, "--out", str(made.parent)]) == 2
     assert "refusing to replace" in capsys.readouterr().err
     from vipcore._src.apps.cli.bench import output_path

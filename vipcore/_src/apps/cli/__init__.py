@@ -28,9 +28,11 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def _modules() -> dict:
+def _modules(only: str | None = None) -> dict:
     mods = {}
     for name, modname in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         try:
             mods[name] = importlib.import_module(modname)
         except ModuleNotFoundError as err:  # a command not written yet
@@ -39,25 +41,46 @@ def _modules() -> dict:
     return mods
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict]:
-    from vipcore import __version__
+class _Version(argparse.Action):
+    """``--version``, reading the installed version only when asked (the
+    package metadata costs a noticeable part of a command's start-up)."""
 
+    def __call__(self, parser, namespace, values, option_string=None):
+        from vipcore import __version__
+
+        print(f"vipcore {__version__}")
+        parser.exit()
+
+
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict]:
+    """The parser, and the command modules it loaded.
+
+    With ``only`` (a command name) just that command's module is imported
+    and given its options; the other commands stay bare choices. That keeps
+    ``vipcore allocate`` from loading the modules of every other command.
+    """
     parser = argparse.ArgumentParser(
         prog="vipcore",
         description="Variance-aware rollout allocation for GRPO-style RL trainers.",
     )
-    parser.add_argument("--version", action="version",
-                        version=f"vipcore {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="show the program's version number and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    mods = _modules()
-    for name, mod in mods.items():
-        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
-        mod.add_arguments(p)
+    mods = _modules(only)
+    for name in COMMANDS:
+        if name in mods:
+            p = sub.add_parser(name, help=mods[name].HELP,
+                               description=mods[name].HELP)
+            mods[name].add_arguments(p)
+        elif only is not None:
+            sub.add_parser(name)
     return parser, mods
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, mods = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    only = words[0] if words and words[0] in COMMANDS else None
+    parser, mods = build_parser(only)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "400; 0 turns it off)")
     parser.add_argument("--no-cold-start", action="store_true",
                         help="skip the fresh-process cold-start timings")
+    parser.add_argument("--no-sync-dispatch", action="store_true",
+                        help="skip the CPU latencies with JAX's synchronous "
+                             "dispatch (a fresh process)")
     parser.add_argument("--estimator", choices=("rloo", "drgrpo"), default="rloo")
     parser.add_argument("--reps", type=int_in(1, 10**6), default=50,
                         help="timed repetitions per measurement (default 50)")
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         sizes=tuple(args.sizes), batch_B=args.batch_size, n_batches=args.batches,
         slsqp_instances=args.slsqp, slsqp_B=args.slsqp_size,
         greedy_max_B=args.greedy_max, precision_instances=args.precision,
-        cold_start=not args.no_cold_start,
+        cold_start=not args.no_cold_start, sync_dispatch=not args.no_sync_dispatch,
         estimator=args.estimator, L=lower, reps=args.reps,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

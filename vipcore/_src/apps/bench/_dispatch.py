@@ -1,0 +1,55 @@
+"""Latency with JAX's synchronous CPU dispatch, measured in a fresh process.
+
+On CPU, JAX runs each call on a worker thread by default and the caller
+waits for it ("async dispatch"). For a call of a few tens of microseconds on
+a small machine, handing the work to another core and waking the caller
+again costs about as much as the work, and it varies from call to call. JAX
+can run CPU computations inline instead (``jax_cpu_enable_async_dispatch =
+False``); the setting belongs to the process and must be made before the
+first computation, so it is measured here in a child process, with the
+previous solver timed beside the current one in that same child. vipcore
+never changes the setting for its users: a latency-bound caller on CPU may
+set it in its own program.
+"""
+
+from __future__ import annotations
+
+import json
+
+from vipcore._src.apps.bench import _cold
+
+__all__ = ["sync_dispatch_latency"]
+
+_CHILD = """
+import jax
+jax.config.update("jax_cpu_enable_async_dispatch", False)
+import json
+from vipcore._src.apps.bench import _dispatch
+print(json.dumps(_dispatch._rows({cfg!r})))
+"""
+
+
+def _rows(cfg_json: str) -> dict:
+    """The latency rows of :func:`.allocator._latency_row` (in the child),
+    with the dispatch setting the child really ran under."""
+    import jax
+    import numpy as np
+
+    from vipcore._src.apps.bench import allocator as bench
+
+    cfg = bench.BenchConfig(**json.loads(cfg_json))
+    rng = np.random.default_rng(cfg.seed)
+    solvers = bench._solvers(cfg)
+    rows = [bench._latency_row(cfg, solvers, bench._instances(rng, 1, B)[0],
+                               lambda msg: None) for B in cfg.sizes]
+    return {"cpu_async_dispatch": jax.config.values["jax_cpu_enable_async_dispatch"],
+            "latency": rows}
+
+
+def sync_dispatch_latency(cfg) -> dict:
+    """``{"cpu_async_dispatch": False, "latency": rows}``: the rows of
+    :func:`.allocator._latency_row` for every size of ``cfg`` (a
+    ``BenchConfig``; the NumPy greedy left out), with synchronous dispatch."""
+    fields = {**cfg._asdict(), "greedy_max_B": 0}
+    code = _CHILD.format(cfg=json.dumps(fields))
+    return _cold._python(code, _cold._env())
