@@ -3,11 +3,16 @@ synthetic generator it uses."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
 import pytest
+from helpers import dense_gp_update
+from scipy import linalg as sla
+from scipy.spatial.distance import pdist
 
+from vipcore._src.apps.verify import prediction_exact as pe
 from vipcore._src.apps.verify import synthetic
 from vipcore._src.apps.verify.prediction import section
 from vipcore._src.apps.verify.report import VerifyConfig
@@ -80,3 +85,105 @@ def test_generator_is_seeded_and_validates():
     assert len(np.unique(sched[:10])) == 100  # one epoch covers every prompt
     with pytest.raises(ValueError, match="unknown parameters"):
         synthetic.drifting_problem(0, wobble=1)
+
+
+# ------------------------------------------------------------- exact rows
+
+
+def test_section_counts_its_exact_rows(result):
+    """The exact rows come first and their number is recorded (the docs'
+    section table splits the rows there)."""
+    res, _ = result
+    n = res.data["exact_checks"]
+    # the GP and Beta rows, then prediction_exact's 12: median_bandwidth x 2,
+    # default GP x 2 dtypes x (row, control), binomial GP, moving average,
+    # ridge (row, control), metrics, pooled
+    assert n == 2 + 12
+    assert all("exact, no Monte Carlo" in c.note for c in res.checks[2:n])
+    assert not any("exact, no Monte Carlo" in c.note for c in res.checks[n:])
+    exact = res.checks[:n]
+    assert all(c.passed for c in exact)
+    assert sum(c.negative for c in exact) == 3
+    # each positive row's error is far inside its tolerance, each negative
+    # control far outside (the row resolves the bug it is for)
+    for r in exact[2:]:
+        err = float(r.note.split("max relative error ")[1].split(" ")[0])
+        if r.negative:
+            assert err > 30 * r.threshold, r.name
+        else:
+            assert err < r.threshold / 30, r.name
+
+
+def test_oracles_agree_with_independent_references():
+    """The verify oracles against scipy and the tests' own dense GP."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(9, 3))
+    assert pe.oracle_median_bandwidth(x) == pytest.approx(np.median(pdist(x)),
+                                                          rel=1e-14)
+    x, idx, obs, w = pe.gp_instance()
+    h = pe.oracle_median_bandwidth(x)
+    got = pe.oracle_gp_update(x, 0.3, idx, obs, w, bandwidth=h, jitter=1e-6)
+    want, _ = dense_gp_update(x, np.full(len(x), 0.3), idx, obs, w, h=h,
+                              jitter=1e-6, eps=1e-2)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    # ridge: least squares on [X, 1] with sqrt(lam) I rows (intercept free)
+    x, batches = pe.ridge_instance()
+    clipped, raw = pe.oracle_ridge(x, batches, 16, 4.0)
+    # capacity 16 = the last two batches of 8 distinct prompts; a repeated
+    # prompt has one rate, so pooling leaves it unchanged
+    stream = []
+    for b_idx, ys, _ in batches[-2:]:
+        stream += sorted({int(i): y for i, y in zip(b_idx, ys, strict=True)}.items())
+    xs = np.hstack([x[[i for i, _ in stream]], np.ones((len(stream), 1))])
+    a = np.vstack([xs, np.hstack([2.0 * np.eye(4), np.zeros((4, 1))])])
+    y = np.concatenate([[v for _, v in stream], np.zeros(4)])
+    sol = sla.lstsq(a, y)[0]
+    np.testing.assert_allclose(raw, x @ sol[:4] + sol[4], rtol=1e-10)
+    np.testing.assert_allclose(clipped, np.clip(raw, 0, 1))
+    assert np.any(raw > 1) or np.any(raw < 0)
+
+
+def _square(f):
+    return lambda *a, **k: f(*a, **k) ** 2
+
+
+def _without(f, **fixed):
+    return lambda *a, **k: f(*a, **{**k, **fixed})
+
+
+# (row function, name fragment of the row that must fail, patch target, wrong version)
+_WRONG = {
+    "median of squared distances": (
+        pe._median_rows, "median_bandwidth", (pe.gp, "median_bandwidth"),
+        _square),
+    "no jitter": (functools.partial(pe._gp_rows, np.float32, False),
+                  "default bandwidth and jitter", (pe.gp, "default_jitter"),
+                  lambda f: lambda dtype: 0.0),
+    "binomial noise ignored": (pe._binomial_row, "binomial noise",
+                               (pe.gp, "update"), lambda f: _without(f, noise="none")),
+    "moving-average window 4": (pe._moving_average_row, "moving average",
+                                (pe, "moving_average_init"),
+                                lambda f: _without(f, window=4)),
+    "ridge without penalty": (pe._ridge_rows, "closed-form ridge",
+                              (pe, "ridge_init"), lambda f: _without(f, lam=1e-6)),
+    "ridge unclipped": (pe._ridge_rows, "closed-form ridge", (pe, "ridge_predict"),
+                        lambda f: _without(f, link="softplus")),
+    "MAE on counts": (pe._metrics_row, "calibration metrics",
+                      (pe.cal, "mean_absolute_error"),
+                      lambda f: lambda p, s, n: np.mean(np.abs(p - s))),
+    "pooled prior weight 1": (pe._pooled_row, "pooled predictor",
+                              (pe, "pooled_predictor"),
+                              lambda f: _without(f, prior_weight=1.0)),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(_WRONG))
+def test_each_exact_row_fails_on_a_wrong_library(bug, monkeypatch):
+    """Negative controls: the library function a row calls, replaced by a
+    plausible wrong version, makes that row fail."""
+    rows_fn, fragment, (owner, attr), wrong = _WRONG[bug]
+    monkeypatch.setattr(owner, attr, wrong(getattr(owner, attr)))
+    rows = rows_fn()
+    rows = rows if isinstance(rows, list) else [rows]
+    hit = [r for r in rows if fragment in r.name and not r.negative]
+    assert hit and not any(r.passed for r in hit), [(r.name, r.note) for r in hit]

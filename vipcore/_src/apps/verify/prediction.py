@@ -5,7 +5,13 @@ Four kinds of evidence:
 1. **Exactness.** One update of :func:`vipcore.gp.update` equals a dense
    float64 NumPy implementation of Algorithm 1 (full ``Q x Q`` kernel), and
    the discounted Beta posterior equals its definition written out with an
-   explicit list of observations.
+   explicit list of observations. The rows of
+   :mod:`vipcore._src.apps.verify.prediction_exact` add the median-heuristic
+   bandwidth, the GP with its default bandwidth and jitter (float64 and
+   float32, a nearly singular ``K_BB``) and with binomial noise, the moving
+   average, ridge regression, the pooled predictor with a prior weight other
+   than 1 and the calibration metrics, each against an oracle written from
+   its definition.
 2. **Well-specified calibration.** Latent values drawn from the GP prior,
    one batch observed: the standardised errors ``(g - m) / sigma`` of the
    unobserved prompts have mean square 1 (z test on the mean of ``z^2``,
@@ -41,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vipcore._src._plotting import new_figure, save_figure
-from vipcore._src.apps.verify import synthetic
+from vipcore._src.apps.verify import prediction_exact, synthetic
 from vipcore._src.apps.verify.report import (
     Check,
     SectionResult,
@@ -83,7 +89,7 @@ def _score(out, name, ph, p_true, succ, n):
     am = cal.allocation_metrics(ph, p_true, rollouts * len(ph), lower, upper,
                                 estimator=est)
     row = out[name]
-    row["mae"].append(float(np.mean(np.abs(ph - succ / n))))
+    row["mae"].append(float(cal.mean_absolute_error(ph, succ, n)))
     row["mae_true"].append(float(np.mean(np.abs(ph - p_true))))
     row["brier"].append(float(cal.brier_score(ph, succ, n)))
     for key in ("objective", "uniform", "oracle", "starved", "mid"):
@@ -342,7 +348,9 @@ def _summary(data, shuffled, warmup):
 
 
 def _checks(cfg, data, shuffled, warmup, zstar):
-    checks = [_exactness_check(), _beta_exactness_check()]
+    checks = [_exactness_check(), _beta_exactness_check(),
+              *prediction_exact.exact_rows()]
+    n_exact = len(checks)
     trials = cfg.trials or cfg.pick(40, 150, 1000)
     cfg.progress(f"prediction: posterior calibration under the prior ({trials} "
                  "trials)")
@@ -374,7 +382,7 @@ def _checks(cfg, data, shuffled, warmup, zstar):
     checks.append(_order_check("allocation objective at the true p: Beta posterior "
                                "< GP of Algorithm 1", pairs["objective gp-beta"],
                                zstar))
-    return checks, pairs, {"mean_z2": mz, "se": se}
+    return checks, pairs, {"mean_z2": mz, "se": se}, n_exact
 
 
 def _markdown(summ, steps, reps, shuffled_reps, warmup) -> str:
@@ -420,7 +428,7 @@ def section(cfg: VerifyConfig) -> SectionResult:
     t0 = time.perf_counter()
     cfg.progress("prediction: exactness vs dense float64 Algorithm 1")
     data, shuffled = _collect(cfg, steps, reps, warmup, shuffled_reps)
-    checks, pairs, prior = _checks(cfg, data, shuffled, warmup, zstar)
+    checks, pairs, prior, n_exact = _checks(cfg, data, shuffled, warmup, zstar)
     summ = _summary(data, shuffled, warmup)
     fig = "prediction_mae.png"
     _plot(cfg.out, data, steps, fig)
@@ -439,5 +447,6 @@ def section(cfg: VerifyConfig) -> SectionResult:
               "params": synthetic.FIG2_PARAMS, "summary": summ,
               "mean_mae": {n: summ[n]["mae"] for n in PREDICTOR_NAMES},
               "paired": pairs, "curves": {k: data[k] for k in ("mae", "brier")},
-              "prior_calibration": prior, "seconds": time.perf_counter() - t0},
+              "prior_calibration": prior, "exact_checks": n_exact,
+              "seconds": time.perf_counter() - t0},
     )
