@@ -216,6 +216,9 @@ def allocation_perf() -> str:
         f"| `import vipcore` + first `allocate()`, fresh process, B = {cold['B']} | "
         f"{cold['library']['import_and_first_call_s']:.2f} s | | first call "
         f"{cold['previous_solver_first_call_s']:.2f} s | | ≤ 1 s |",
+        f"| first `allocate()` alone: elemental emitters (the library's choice) / "
+        f"XLA's default options | {cold['library']['first_call_s']:.2f} s / "
+        f"{cold['default_xla_options_first_call_s']:.2f} s | | | | |",
         f"| `vipcore allocate FILE` (wall, Python start-up included), empty / warm "
         f"compilation cache | {cli['empty_cache_s']:.2f} s / {cli['warm_cache_s']:.2f}"
         " s | | | | ≤ 1 s |",

@@ -751,3 +751,22 @@ def test_allocate_program_options_fall_back(monkeypatch):
     if jax.default_backend() == "cpu":
         with pytest.raises(RuntimeError, match="something else"):
             vipcore.allocate([0.5, 0.9, 0.99, 0.0], C=32, L=2, U=16)
+
+
+def test_documented_round_counts():
+    """docs/allocation.md's round counts are the solver's: bisection over
+    the float32 bit patterns (29 rounds; 58 in float64) and 16-point rounds
+    on accelerators (8 in float32)."""
+    from pathlib import Path
+
+    from vipcore._src.allocation.search import rounds_for
+
+    doc = (Path(__file__).parents[1] / "docs" / "allocation.md").read_text()
+    bits32, bits64 = (np.finfo(t).nmant + 6 for t in (np.float32, np.float64))
+    r2, r2_64 = rounds_for(bits32, 2), rounds_for(bits64, 2)  # as solve_integer
+    r16 = rounds_for(bits32, 16)
+    assert f"({r2} in float32, {r2_64} in float64" in doc
+    assert f"solver is {r2} bisection rounds (float32)" in doc
+    assert f"arithmetic of {r2}\ncount evaluations" in doc
+    assert f"{r16} rounds of 16 points in float32" in doc
+    assert f"{r16} rounds in float32" in doc
