@@ -78,14 +78,6 @@ class Mutant(NamedTuple):
         return self.id.split(".", 1)[0]
 
 
-_PAD_VERIFY = ("verify's advantage checks use eps > 0 and groups of at least "
-               "two rollouts, where the guard changes nothing (the centred "
-               "rewards are already 0 at padded positions); the tests cover a "
-               "group of one with eps = 0")
-_GUARDED_POLISH = ("equivalent within rounding: a wrong closed-form multiplier "
-                   "falls outside the final search bracket and is discarded; the "
-                   "bracket search alone reaches the dtype's resolution")
-
 _GRPO_VERIFY_BLIND = ("verify's GRPO section measures each allocation's "
                       "variance against its own theory and the excess of the "
                       "others over the GRPO allocation against theory; it never "
@@ -128,9 +120,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "mean = jnp.sum(r, axis=-1, keepdims=True) / r.shape[-1]",
            "group mean divides by the padded width, not the real count"),
     Mutant("variance.padding_not_zeroed", _V,
-           "    return jnp.where(valid & (count > 1), out, 0)\n", "    return out\n",
-           "padded positions keep their (possibly NaN) advantages",
-           verify_survives=_PAD_VERIFY),
+           "    return jnp.where(valid & (count > 1) & (ss > 0), out, 0)\n",
+           "    return out\n",
+           "padded positions, groups of one and constant groups keep their "
+           "(possibly NaN) advantages"),
     Mutant("variance.zero_variance_one_side", _V,
            "return p**n + (1 - p) ** n", "return p**n",
            "P(all equal) forgets the all-failure groups", verify=("sweep",)),
@@ -299,8 +292,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("allocation.rloo_polish", _AL + "continuous.py",
            "inv_sqrt = (Cf - fixed - k) / jnp.where(sa > 0, sa, 1)",
            "inv_sqrt = (Cf - fixed) / jnp.where(sa > 0, sa, 1)",
-           "closed-form polish forgets the 1 of each interior prompt",
-           survives=_GUARDED_POLISH, verify_survives=_GUARDED_POLISH),
+           "closed-form polish forgets the 1 of each interior prompt (the "
+           "guard discards it: lam from the bracket alone, up to ~300 eps off)"),
     Mutant("allocation.lam_unscaled", _AL + "continuous.py",
            "return n, lam * scale", "return n, lam",
            "multiplier returned in the normalised units"),
