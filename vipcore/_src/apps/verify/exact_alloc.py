@@ -17,7 +17,7 @@ independent oracles of :mod:`vipcore._src.apps.verify.oracles`:
   sum_{q in I} sqrt(a_q)`` (Theorem 5.2 of Nguyen et al. (2025), "Adaptive
   Rollout Allocation for Online Reinforcement Learning with Verifiable
   Rewards"), to a few units of the working precision;
-* :func:`padding_check`: :func:`vipcore.advantages` with ``eps = 0`` on a
+* :func:`padding_checks`: :func:`vipcore.advantages` with ``eps = 0`` on a
   padded batch with a group of one rollout, a constant group and a group of
   padding only: those entries are exactly 0 (not ``0/0``);
 * :func:`grpo_checks`: :func:`~vipcore._src.allocation.grpo.grpo_terms`
@@ -39,7 +39,7 @@ from vipcore._src.apps.verify import oracles as O
 from vipcore._src.apps.verify.exact import F64_TOL, Worst, exact_check
 from vipcore._src.apps.verify.report import Check
 
-__all__ = ["corner_instances", "corner_checks", "padding_check", "grpo_checks",
+__all__ = ["corner_instances", "corner_checks", "padding_checks", "grpo_checks",
            "grpo_instances"]
 
 #: The documented tie band of the integer solver (relative, on the gains).
@@ -117,14 +117,6 @@ def _integer_rows(dtype) -> list[Check]:
     ]
 
 
-def _closed_form_lam(a, n, C, L, U) -> float:
-    """RLOO's ``lam`` from the active set of ``n`` (math.fsum, float64)."""
-    inner = [q for q in range(a.size) if a[q] > 0 and L + 1e-6 < n[q] < U - 1e-6]
-    fixed = math.fsum(float(n[q]) for q in range(a.size) if q not in inner)
-    inv = (C - fixed - len(inner)) / math.fsum(math.sqrt(a[q]) for q in inner)
-    return 1 / (inv * inv)
-
-
 def lam_instances() -> list[tuple[np.ndarray, int, int, int]]:
     """``(p, C, L, U)``: 15 prompts at ``U`` and one interior prompt with a
     small ``a``, where the multiplier's bracket alone is least precise."""
@@ -144,7 +136,7 @@ def _lam_row(dtype) -> Check:
     for p, C, L, U in lam_instances():
         res = _solve(p, C, L, U, "rloo", dtype)
         a = _a_of(p, dtype)
-        ref = _closed_form_lam(a, np.asarray(res.n_continuous, np.float64), C, L, U)
+        ref = O.rloo_lam_on_active_set(a, np.asarray(res.n_continuous), C, L, U)
         w.add(res.lam, ref, f"U={U} a_min={a.min():.0e} C={C}")
     return exact_check(
         f"solve_allocation lam (RLOO) vs its closed form on the active set "
@@ -179,7 +171,7 @@ def _padding_batch() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     return r, m, groups
 
 
-def padding_check() -> Check:
+def padding_checks() -> list[Check]:
     """``advantages`` with ``eps = 0``: padding, a group of one, a constant
     group and a group of padding only give exactly 0; the rest match the
     rollout-by-rollout formula."""
@@ -195,10 +187,10 @@ def padding_check() -> Check:
             if g.size > 1 and np.ptp(g) > 0:
                 ref[: g.size] = O.advantages(g, est, ddof=ddof, eps=0.0)
             w.add(lib[i], ref, f"{est} ddof={ddof} group of {g.size}")
-    return exact_check("advantages at eps = 0: padding, groups of one and constant "
-                       "groups are exactly 0 (float32)", w, 2e-5,
-                       note="NaN rewards and masked values in the padding; "
-                       "error relative to max(1, |A|)")
+    return [exact_check("advantages at eps = 0: padding, groups of one and constant "
+                        "groups are exactly 0 (float32)", w, 2e-5,
+                        note="NaN rewards and masked values in the padding; "
+                        "error relative to max(1, |A|)")]
 
 
 # --------------------------------------------------------------------------
@@ -239,7 +231,9 @@ GRPO_L, GRPO_U = 2, 32
 def grpo_instances() -> list[tuple[str, np.ndarray, int]]:
     """``(name, p, C)`` with ``B = 16``: exactly tied prompts (four each of
     four values), near-tied prompts (``p`` 1e-6 apart: gains about 1e-6
-    apart), a spread batch with ``p`` in {0, 1}; budgets from 62 to 480."""
+    apart), a spread batch with ``p`` in {0, 1}; budgets from 62 to 479 with
+    ``K = C - B L`` not a multiple of 4, so that the ``K``-th largest gain of
+    the first two batches lies inside a tie."""
     rng = np.random.default_rng(17)
     spread = np.sort(rng.uniform(0, 1, 16))
     spread[[0, -1]] = 0.0, 1.0
@@ -249,7 +243,7 @@ def grpo_instances() -> list[tuple[str, np.ndarray, int]]:
                    0.15 + 1e-6 * np.arange(8), 0.6 + 1e-6 * np.arange(8)]),
                "spread": spread}
     return [(name, p, C) for name, p in batches.items()
-            for C in (62, 100, 128, 201, 333, 480)]
+            for C in (62, 101, 130, 201, 333, 479)]
 
 
 def _grpo_table(p) -> np.ndarray:

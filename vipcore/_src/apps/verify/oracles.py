@@ -51,6 +51,7 @@ __all__ = [
     "kkt_solution",
     "greedy_optimum",
     "tie_rule_allocation",
+    "rloo_lam_on_active_set",
     "separable_optimum",
     "grpo_normalized_variance",
     "scaled_target",
@@ -347,6 +348,17 @@ def tie_rule_allocation(a, C, L, U, estimator: str, *, rtol: float = 1e-4,
     band = np.sum(g >= tau / (1 + rtol), axis=1) - above
     before = np.cumsum(band) - band
     return n + above + np.clip(K - above.sum() - before, 0, band)
+
+
+def rloo_lam_on_active_set(a, n, C, L, U) -> float:
+    """RLOO's multiplier in closed form on the active set of ``n``: interior
+    prompts ``I`` have ``n_q = 1 + sqrt(a_q / lam)``, so ``lam^{-1/2} =
+    (C - sum_{q not in I} n_q - |I|) / sum_{q in I} sqrt(a_q)`` (``math.fsum``)."""
+    a, n = np.asarray(a, np.float64), np.asarray(n, np.float64)
+    inner = (a > 0) & (n > L + 1e-6) & (n < U - 1e-6)
+    fixed = math.fsum(n[~inner].tolist())
+    inv = (C - fixed - int(inner.sum())) / math.fsum(np.sqrt(a[inner]).tolist())
+    return 1 / (inv * inv)
 
 
 def separable_optimum(costs, K: int) -> tuple[np.ndarray, float]:

@@ -520,7 +520,7 @@ def section(cfg: VerifyConfig) -> SectionResult:
     zstar = bonferroni_z(cfg.section_fwer, len(pos))
     checks, neg_data, miss = _mc_checks(pos, neg, zstar)
     cfg.progress("variance: exact identities (advantages, formulas, allocation)")
-    exact_rows = exact.variance_checks(cfg.seed) + [exact_alloc.padding_check()]
+    exact_rows = exact.variance_checks(cfg.seed) + exact_alloc.padding_checks()
     exact_rows += exact.allocation_checks(
         cfg.seed, np.asarray(ALLOC_P), float64=s["float64_allocation"])
     exact_rows += exact_alloc.corner_checks(float64=s["float64_allocation"])
