@@ -727,6 +727,7 @@ def test_rloo_multiplier_to_the_working_precision(x64):
         for p, C, L, U in exact_alloc.lam_instances():
             res = A.solve(jnp.asarray(p, dt), C, L, U, estimator="rloo")
             pr = np.asarray(p, dt).astype(np.float64)
-            ref = oracles.rloo_lam_on_active_set(4 * pr * (1 - pr),
-                                                 np.asarray(res.n_continuous), C, L, U)
+            a = 4 * pr * (1 - pr)
+            active = oracles.kkt_solution(a, C, L, U, "rloo")[0]
+            ref = oracles.rloo_lam_on_active_set(a, active, C, L, U)
             assert abs(float(res.lam) - ref) <= 16 * np.finfo(dt).eps * ref, (U, C)

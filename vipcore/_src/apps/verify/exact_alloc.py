@@ -39,7 +39,8 @@ from vipcore._src.apps.verify import oracles as O
 from vipcore._src.apps.verify.exact import F64_TOL, Worst, exact_check
 from vipcore._src.apps.verify.report import Check
 
-__all__ = ["corner_instances", "corner_checks", "padding_checks", "grpo_checks",
+__all__ = ["corner_instances", "lam_instances", "corner_checks", "padding_checks",
+           "grpo_checks",
            "grpo_instances"]
 
 #: The documented tie band of the integer solver (relative, on the gains).
@@ -136,7 +137,8 @@ def _lam_row(dtype) -> Check:
     for p, C, L, U in lam_instances():
         res = _solve(p, C, L, U, "rloo", dtype)
         a = _a_of(p, dtype)
-        ref = O.rloo_lam_on_active_set(a, np.asarray(res.n_continuous), C, L, U)
+        active = O.kkt_solution(a, C, L, U, "rloo")[0]  # the oracle's active set
+        ref = O.rloo_lam_on_active_set(a, active, C, L, U)
         w.add(res.lam, ref, f"U={U} a_min={a.min():.0e} C={C}")
     return exact_check(
         f"solve_allocation lam (RLOO) vs its closed form on the active set "

@@ -328,8 +328,9 @@ def section(cfg: VerifyConfig) -> SectionResult:
     pos, neg = pos + p2 + alloc["pos"], neg + n2 + alloc["neg"]
     zstar = bonferroni_z(cfg.section_fwer, len(pos))
     cfg.progress("grpo: exact rows (grpo_terms, allocate_grpo's optimality)")
-    checks = grpo_checks() + [moment_check(k, nm, th, em, se, zstar, note=nt)
-                              for k, nm, th, em, se, nt in pos]
+    exact_rows = grpo_checks()
+    checks = exact_rows + [moment_check(k, nm, th, em, se, zstar, note=nt)
+                           for k, nm, th, em, se, nt in pos]
     miss, neg_data = [], []
     for k, nm, wrong, em, se, true, nt in neg:
         power = detection_power(_expected_z(k, wrong, true, se), zstar)
@@ -341,6 +342,7 @@ def section(cfg: VerifyConfig) -> SectionResult:
     figures = [_plot(cfg, points, alloc)]
     md = _markdown(cfg, s, len(pos), len(neg), zstar, fail_bound, alloc)
     data = dict(threshold=zstar, positive_checks=len(pos), trials=s["trials"],
+                exact_checks=len(exact_rows),
                 negative_controls=neg_data, false_failure_bound=fail_bound,
                 cells=points, allocation=dict(
                     p=list(ALLOC_P), C=ALLOC_C, L=ALLOC_L, U=ALLOC_U,
