@@ -40,8 +40,7 @@ from vipcore._src.apps.verify.exact import F64_TOL, Worst, exact_check
 from vipcore._src.apps.verify.report import Check
 
 __all__ = ["corner_instances", "lam_instances", "corner_checks", "padding_checks",
-           "grpo_checks",
-           "grpo_instances"]
+           "grpo_checks", "grpo_instances"]
 
 #: The documented tie band of the integer solver (relative, on the gains).
 TIE_RTOL = 1e-4
