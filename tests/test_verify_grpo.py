@@ -32,10 +32,15 @@ def test_quick_section_passes_with_negative_controls(quick):
     assert res.title == vg.TITLE
     failed = [c.name for c in res.checks if not c.passed]
     assert not failed, failed
-    pos = [c for c in res.checks if not c.negative]
-    neg = [c for c in res.checks if c.negative]
+    exact = [c for c in res.checks if "exact, no Monte Carlo" in c.note]
+    assert [c.name.split(" ")[0] for c in exact] == [
+        "grpo_terms", "allocate_grpo", "NEGATIVE:"]
+    mc = res.checks[len(exact):]
+    pos = [c for c in mc if not c.negative]
+    neg = [c for c in mc if c.negative]
     zstar = bonferroni_z(cfg.section_fwer, len(pos))
-    assert all(c.threshold == pytest.approx(zstar) for c in res.checks)
+    assert all(c.threshold == pytest.approx(zstar) for c in mc)
+    assert any("Var(G) (raw)" in c.name and "ddof=0" in c.name for c in pos)
     names = " | ".join(c.name for c in neg)
     for what in ("RLOO's Var(G)", "taken as unbiased", "RLOO's objective",
                  "uniform as good", "minimiser as good"):

@@ -146,3 +146,58 @@ def test_scaled_target():
     x = O.scaled_target(w, 30, 2, 16)
     assert x.sum() == pytest.approx(30) and x[3] == 16
     np.testing.assert_allclose(x[:3] / w[:3], x[0] / w[0])
+
+
+@pytest.mark.parametrize("estimator, L", [("rloo", 2), ("drgrpo", 3)])
+def test_tie_rule_oracle(estimator, L):
+    """Without a band it is an optimum (brute force); with the band, near-tied
+    units go by index; a budget beyond the a > 0 prompts goes to a = 0."""
+    rng = np.random.default_rng(4)
+    for _ in range(15):
+        B = int(rng.integers(2, 5))
+        p = rng.uniform(size=B)
+        U = int(rng.integers(L + 1, 8))
+        C = int(rng.integers(B * L, B * U + 1))
+        a = 4 * p * (1 - p)
+        n = O.tie_rule_allocation(a, C, L, U, estimator, rtol=0.0)
+        brute = brute_force_allocation(p, C, L, U, estimator)
+        assert n.sum() == C and np.sum(a * O.factor(n, estimator)) == pytest.approx(
+            np.sum(a * O.factor(brute, estimator)), rel=1e-12)
+    # two prompts 3e-5 apart, one unit left: the band gives it to the first
+    a = np.array([0.5 * (1 - 3e-5), 0.5])
+    assert O.tie_rule_allocation(a, 2 * L + 1, L, L + 3, estimator).tolist() == [
+        L + 1, L]
+    assert O.tie_rule_allocation(a, 2 * L + 1, L, L + 3, estimator,
+                                 rtol=0.0).tolist() == [L, L + 1]
+    # excess: prompts with a > 0 at U, 3 extra units over two a = 0 prompts
+    n = O.tie_rule_allocation(np.array([0.0, 1.0, 0.0]), 3 * L + 5, L, L + 2,
+                              estimator)
+    assert n.tolist() == [L + 2, L + 2, L + 1]
+
+
+def test_separable_optimum_is_the_brute_force_minimum():
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        B, W = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        costs = rng.normal(size=(B, W))  # not convex: the DP needs no convexity
+        K = int(rng.integers(0, B * (W - 1) + 1))
+        m, total = O.separable_optimum(costs, K)
+        best = min(sum(costs[q, c[q]] for q in range(B))
+                   for c in itertools.product(range(W), repeat=B) if sum(c) == K)
+        assert m.sum() == K and total == pytest.approx(best, rel=1e-12)
+        assert np.sum(costs[np.arange(B), m]) == pytest.approx(total, rel=1e-12)
+
+
+@pytest.mark.parametrize("p", [0.03, 0.3, 0.5, 0.9])
+@pytest.mark.parametrize("n", [2, 3, 4, 9])
+def test_grpo_objective_oracle_is_var_over_squared_signal(p, n):
+    """V_n(p) = Var(G) / omega^2 with both moments by exact enumeration, and
+    V_n = 4p(1-p)/(n-1) (RLOO's) exactly for n <= 3."""
+    _, var = O.exact_gradient_moments(p, n, "grpo", eps=1e-13)
+    mean, _ = O.exact_gradient_moments(p, n, "grpo", eps=1e-13, corr=1.0)
+    omega = mean / (4 * p * (1 - p))
+    v = O.grpo_normalized_variance(p, n)
+    assert v == pytest.approx(var / omega**2, rel=1e-9)
+    if n <= 3:
+        assert v == pytest.approx(4 * p * (1 - p) / (n - 1), rel=1e-12)
+    assert O.grpo_normalized_variance(0.0, n) == O.grpo_normalized_variance(1.0, n) == 0

@@ -32,6 +32,8 @@ def no_plots(monkeypatch):
     monkeypatch.setattr(vv, "plot_allocation", lambda *a: ("none.png", ""))
     monkeypatch.setattr(vv.exact, "variance_checks", lambda *a, **k: [])
     monkeypatch.setattr(vv.exact, "allocation_checks", lambda *a, **k: [])
+    monkeypatch.setattr(vv.exact_alloc, "padding_checks", lambda *a, **k: [])
+    monkeypatch.setattr(vv.exact_alloc, "corner_checks", lambda *a, **k: [])
 
 
 @pytest.fixture(scope="module")

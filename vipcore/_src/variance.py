@@ -212,7 +212,8 @@ def _finish(centred, count, ss, valid, eps, estimator, ddof):
     else:
         std = jnp.sqrt(ss / jnp.maximum(count - ddof, 1))
         out = centred / (std + eps)
-    return jnp.where(valid & (count > 1), out, 0)
+    # Padding, groups of one and constant groups (0/0 for GRPO at eps = 0) give 0.
+    return jnp.where(valid & (count > 1) & (ss > 0), out, 0)
 
 
 @functools.partial(jax.jit, static_argnames=("estimator", "ddof"))

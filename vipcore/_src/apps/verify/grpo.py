@@ -9,7 +9,16 @@ their ratio ``V_n(p) = Var(G)/omega_n(p)^2 = 4p(1-p)/(n-1) (1 + CV^2)``
 :func:`vipcore.advantages` (``ddof`` 0 and 1, ``eps = 1e-6``) and compares
 with :func:`~vipcore._src.allocation.grpo.grpo_terms`:
 
-* ``Var(G / omega) = V_n(p)`` at ``Z`` independent of ``R`` (log-scale z);
+* exact rows (no Monte Carlo, :mod:`vipcore._src.apps.verify.exact_alloc`):
+  ``grpo_terms`` (``omega``, ``Var(G)`` for ``ddof`` 0 and 1, ``V_n``,
+  ``P(0 < K < n)``) against exact enumeration of the reward multisets, and
+  :func:`~vipcore._src.allocation.grpo.allocate_grpo`'s integers against
+  the exact minimiser of ``sum_q V_{n_q}(p_q)`` (binomial sums and a float64
+  dynamic programme, independent of the library's solvers) on batches with
+  exactly tied and near-tied gains, with the uniform allocation as negative
+  control;
+* ``Var(G / omega) = V_n(p)`` at ``Z`` independent of ``R`` (log-scale z),
+  and the raw ``Var(G)`` with the population std (``ddof = 0``);
 * ``E[G] = omega_n(p) Cov(R, Z)`` with ``Z = eps + c R`` (so ``Cov(R, Z) =
   4 c p (1 - p)``; the mean is exact for any ``c``);
 * the share of constant groups, ``p^n + (1 - p)^n``;
@@ -39,6 +48,7 @@ from vipcore._src._plotting import new_figure, save_figure
 from vipcore._src.allocation import allocate as allocate_rloo
 from vipcore._src.allocation import allocate_uniform
 from vipcore._src.allocation.grpo import allocate_grpo, grpo_terms, solve_separable_dp
+from vipcore._src.apps.verify.exact_alloc import grpo_checks
 from vipcore._src.apps.verify.report import (
     SectionResult,
     VerifyConfig,
@@ -174,6 +184,10 @@ def _formula_rows(cfg, s, key):
             v, se = _var(g[i, d] / w)
             pos.append(("var", f"Var(G)/omega^2 = V_n(p), {tag}",
                         t["normalized_variance"][i], v, se, f"M={g.shape[-1]}"))
+            if d == 0:  # raw Var(G) with the population std
+                raw0, rse0 = _var(g[i, 0])
+                pos.append(("var", f"Var(G) (raw) = (n-d)/n^2 P(0<K<n), {tag}",
+                            t["variance"][i], raw0, rse0, f"M={g.shape[-1]}"))
             x, cov = g[len(grid) + i, d], 4 * _CORR * p * (1 - p)
             mean, mse = x.mean(), x.std(ddof=1) / math.sqrt(x.size)
             pos.append(("lin", f"E[G] = omega Cov(R,Z), {tag}, Z = eps + "
@@ -313,8 +327,10 @@ def section(cfg: VerifyConfig) -> SectionResult:
     alloc = _allocation_block(cfg, s, jax.random.fold_in(key, 3))
     pos, neg = pos + p2 + alloc["pos"], neg + n2 + alloc["neg"]
     zstar = bonferroni_z(cfg.section_fwer, len(pos))
-    checks = [moment_check(k, nm, th, em, se, zstar, note=nt)
-              for k, nm, th, em, se, nt in pos]
+    cfg.progress("grpo: exact rows (grpo_terms, allocate_grpo's optimality)")
+    exact_rows = grpo_checks()
+    checks = exact_rows + [moment_check(k, nm, th, em, se, zstar, note=nt)
+                           for k, nm, th, em, se, nt in pos]
     miss, neg_data = [], []
     for k, nm, wrong, em, se, true, nt in neg:
         power = detection_power(_expected_z(k, wrong, true, se), zstar)
@@ -326,6 +342,7 @@ def section(cfg: VerifyConfig) -> SectionResult:
     figures = [_plot(cfg, points, alloc)]
     md = _markdown(cfg, s, len(pos), len(neg), zstar, fail_bound, alloc)
     data = dict(threshold=zstar, positive_checks=len(pos), trials=s["trials"],
+                exact_checks=len(exact_rows),
                 negative_controls=neg_data, false_failure_bound=fail_bound,
                 cells=points, allocation=dict(
                     p=list(ALLOC_P), C=ALLOC_C, L=ALLOC_L, U=ALLOC_U,
@@ -383,6 +400,11 @@ def _markdown(cfg, s, m_pos, m_neg, zstar, fail_bound, alloc) -> str:
         "variation of the group's std given a non-constant group). Rows use "
         f"M = {s['trials']} groups per cell (the allocation comparison "
         f"{s['alloc_trials']} per prompt), variances on the log scale.",
+        "",
+        "**Exact rows** (first in the table, no Monte Carlo): grpo_terms against "
+        "exact enumeration, and allocate_grpo's objective against the exact "
+        "minimum of Σ V_n(p) (float64 dynamic programme) on batches with tied "
+        "and near-tied gains.",
         "",
         f"**Threshold.** {m_pos} positive checks share the family-wise error "
         f"{cfg.section_fwer:.3g}: Bonferroni gives |z| ≤ {zstar:.3f}. The {m_neg} "

@@ -18,7 +18,10 @@ check these oracles against scipy.
   loops over groups;
 * the allocation problem (5): its continuous KKT solution by float64
   bisection and its integer optimum by the marginal-gain greedy (exact for
-  separable convex objectives), and the heuristics' continuous targets.
+  separable convex objectives), the documented tie rule of the integer
+  solver written out unit by unit, the heuristics' continuous targets;
+* GRPO's allocation objective as binomial sums and the exact minimiser of
+  any separable objective by dynamic programming.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ __all__ = [
     "factor",
     "kkt_solution",
     "greedy_optimum",
+    "tie_rule_allocation",
+    "rloo_lam_on_active_set",
+    "separable_optimum",
+    "grpo_normalized_variance",
     "scaled_target",
 ]
 
@@ -305,6 +312,86 @@ def greedy_optimum(a, C, L, U, estimator: str) -> np.ndarray:
         gain = np.where(n < U, f(n) - f(np.minimum(n + 1, U)), -np.inf)
         n[int(np.argmax(gain))] += 1
     return n
+
+
+def tie_rule_allocation(a, C, L, U, estimator: str, *, rtol: float = 1e-4,
+                        cutoff: float = 2.0**-46) -> np.ndarray:
+    """The integer allocation under the solver's documented tie rule.
+
+    With ``a`` normalised by its maximum (entries below ``cutoff`` count as
+    0), the ``K = C - B L`` units above ``L`` are the marginal gains
+    ``g_q(n) = a_q (c(n) - c(n + 1))``: with ``tau`` the ``K``-th largest, every
+    unit with ``g >= tau (1 + rtol)`` is given, none with ``g < tau / (1 + rtol)``,
+    and the rest of the budget goes over the band in between in index order
+    (all of one prompt's band before the next prompt's). A budget the prompts
+    with ``a > 0`` cannot absorb at ``U`` is spread over the ``a = 0``
+    prompts: ``extra // m`` each, one more for the first ``extra % m``.
+    """
+    a = np.asarray(a, np.float64)
+    a = a / a.max() if a.max() > 0 else a
+    a = np.where(a >= cutoff, a, 0.0)
+    B, K = a.size, C - L * a.size
+    pos = a > 0
+    n = np.full(B, L, np.int64)
+    excess = K - (U - L) * int(pos.sum())
+    if excess > 0:
+        m = int((~pos).sum())
+        extra = excess // m + (np.cumsum(~pos) - 1 < excess % m)
+        return np.where(pos, U, L + np.where(pos, 0, extra))
+    if K == 0:
+        return n
+    lev = np.arange(L, U, dtype=np.float64)
+    g = a[:, None] * (factor(lev, estimator) - factor(lev + 1, estimator))[None, :]
+    g[~pos] = -np.inf
+    tau = np.sort(g.ravel())[::-1][K - 1]
+    above = np.sum(g >= tau * (1 + rtol), axis=1)
+    band = np.sum(g >= tau / (1 + rtol), axis=1) - above
+    before = np.cumsum(band) - band
+    return n + above + np.clip(K - above.sum() - before, 0, band)
+
+
+def rloo_lam_on_active_set(a, n, C, L, U) -> float:
+    """RLOO's multiplier in closed form on the active set of ``n``: interior
+    prompts ``I`` have ``n_q = 1 + sqrt(a_q / lam)``, so ``lam^{-1/2} =
+    (C - sum_{q not in I} n_q - |I|) / sum_{q in I} sqrt(a_q)`` (``math.fsum``)."""
+    a, n = np.asarray(a, np.float64), np.asarray(n, np.float64)
+    inner = (a > 0) & (n > L + 1e-6) & (n < U - 1e-6)
+    fixed = math.fsum(n[~inner].tolist())
+    inv = (C - fixed - int(inner.sum())) / math.fsum(np.sqrt(a[inner]).tolist())
+    return 1 / (inv * inv)
+
+
+def separable_optimum(costs, K: int) -> tuple[np.ndarray, float]:
+    """Exact ``argmin sum_q costs[q, m_q]`` s.t. ``sum_q m_q = K`` by dynamic
+    programming over prompts (no convexity needed); ``(m, total)``."""
+    costs = np.asarray(costs, np.float64)
+    B, W = costs.shape
+    best = np.full(K + 1, np.inf)
+    best[0] = 0.0
+    choice = np.zeros((B, K + 1), np.int64)
+    for q in range(B):
+        cand = np.full((W, K + 1), np.inf)
+        for m in range(min(W, K + 1)):
+            cand[m, m:] = best[: K + 1 - m] + costs[q, m]
+        choice[q] = np.argmin(cand, axis=0)
+        best = cand[choice[q], np.arange(K + 1)]
+    m, s = np.zeros(B, np.int64), K
+    for q in range(B - 1, -1, -1):
+        m[q] = choice[q, s]
+        s -= m[q]
+    return m, float(best[K])
+
+
+def grpo_normalized_variance(p: float, n: int) -> float:
+    r"""GRPO's ``V_n(p) = Var(G) / omega_n(p)^2`` (``sigma_Z^2 = 1``) as
+    binomial sums: ``4 n p^2 (1-p)^2 P(0 < K < n) / E[sqrt(K (n - K))]^2``
+    with ``K ~ Bin(n, p)``; 0 at ``p`` in {0, 1}."""
+    if p <= 0 or p >= 1:
+        return 0.0
+    pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(1, n)]
+    ex = math.fsum(w * math.sqrt(k * (n - k)) for k, w in zip(range(1, n), pmf,
+                                                                strict=True))
+    return 4 * n * (p * (1 - p)) ** 2 * math.fsum(pmf) / ex**2
 
 
 def scaled_target(w, C, L, U) -> np.ndarray:

@@ -33,10 +33,15 @@ rows):
 * the simulator's marginals: ``E[R]``, ``Var(R)``, ``E[Z]``, ``Var(Z)`` of
   every reward and ``Z`` family (``G`` cannot see the means).
 
-Exact rows (:mod:`vipcore._src.apps.verify.exact`, no Monte Carlo): the
-advantages, every variance formula, the reward moments and the allocation's
+Exact rows (:mod:`vipcore._src.apps.verify.exact` and
+:mod:`vipcore._src.apps.verify.exact_alloc`, no Monte Carlo): the
+advantages (also at ``eps = 0`` with groups of one, constant groups and
+padding), every variance formula, the reward moments and the allocation's
 ``n``, ``n_continuous``, ``lam`` and ``objective`` against independent
-oracles, where a simulation would need far more draws to see a small error.
+oracles, where a simulation would need far more draws to see a small error;
+the allocation also on corner instances (near-tied gains at every budget, a
+prompt with a tiny ``a`` at ``U``) against the solver's documented tie rule,
+and RLOO's ``lam`` to the working precision.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vipcore._src.apps.verify import exact
+from vipcore._src.apps.verify import exact, exact_alloc
 from vipcore._src.apps.verify.report import (
     Check,
     SectionResult,
@@ -515,8 +520,10 @@ def section(cfg: VerifyConfig) -> SectionResult:
     zstar = bonferroni_z(cfg.section_fwer, len(pos))
     checks, neg_data, miss = _mc_checks(pos, neg, zstar)
     cfg.progress("variance: exact identities (advantages, formulas, allocation)")
-    exact_rows = exact.variance_checks(cfg.seed) + exact.allocation_checks(
+    exact_rows = exact.variance_checks(cfg.seed) + exact_alloc.padding_checks()
+    exact_rows += exact.allocation_checks(
         cfg.seed, np.asarray(ALLOC_P), float64=s["float64_allocation"])
+    exact_rows += exact_alloc.corner_checks(float64=s["float64_allocation"])
     fail_bound = cfg.section_fwer + sum(miss)
     figures = [plot_grid(cfg.out, grid, zstar),
                plot_allocation(cfg.out, alloc["totals"], np.asarray(ALLOC_P))]
