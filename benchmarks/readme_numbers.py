@@ -122,6 +122,7 @@ def bench_table() -> str:
     env = a["environment"]
     lat = {r["B"]: r for r in a["latency"]}
     r512 = lat[512]
+    sync512 = next(r for r in a["latency_sync_dispatch"]["latency"] if r["B"] == 512)
     g = next(r for r in load("gp_cpu.json")["results"] if r["Q"] == 17000)
     sw = load("sweep_cpu.json")
     rows = sw["sizes"]["rows"]
@@ -135,12 +136,18 @@ def bench_table() -> str:
         f" | loop-based exact solver {_us(r512['previous_solver']['median_s'])}; NumPy "
         f"heap greedy {_us(r512['numpy_greedy']['median_s'])} | `vipcore bench`, "
         "`allocate_cpu.json` |",
+        "| same, with JAX's synchronous CPU dispatch (a setting of the caller's "
+        "program; [docs/allocation.md](docs/allocation.md#performance)) | "
+        f"{_us(sync512['vip_integers']['median_s'])} | loop-based "
+        f"{_us(sync512['previous_solver']['median_s'])} | same |",
         f"| same, B = {max(lat)} | {_us(lat[max(lat)]['vip_integers']['median_s'])} | "
         f"loop-based {_us(lat[max(lat)]['previous_solver']['median_s'])} | same |",
         f"| `vipcore.allocate()` eager call, B = 512 | "
         f"{_us(a['eager_allocate']['median_s'])} | | same |",
-        f"| first `vipcore.allocate()` in a fresh process (compilation included) | "
-        f"{cold['library']['first_call_s']:.2f} s | loop-based solver "
+        f"| `import vipcore` + first `vipcore.allocate()` in a fresh process "
+        "(JAX's import and compilation included) | "
+        f"{cold['library']['import_and_first_call_s']:.2f} s | loop-based solver, "
+        "first call "
         f"{cold['previous_solver_first_call_s']:.1f} s | same |",
         f"| scipy SLSQP on the relaxation, B = {a['slsqp']['B']} (the paper's solver)"
         f" | same objective, {a['slsqp']['median_speedup']:.1e}× slower than vipcore"

@@ -259,7 +259,7 @@ def test_bench_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     args = ["bench", "--sizes", "16", "--batches", "2", "--slsqp", "1",
             "--slsqp-size", "8", "--batch-size", "16", "--reps", "2",
-            "--precision", "2", "--no-cold-start"]
+            "--precision", "2", "--no-cold-start", "--min-time", "0"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert out.index("expected roughly") < out.index("SLSQP ")  # printed first

@@ -70,6 +70,9 @@ class BenchConfig(NamedTuple):
     L: int = 2
     U: int = 32
     reps: int = 50
+    #: Each timing runs for at least this long (s), so that a median of fast
+    #: calls spans more than a moment of the machine's state.
+    min_time: float = 0.5
     seed: int = 0
 
 
@@ -147,7 +150,7 @@ def _latency_row(cfg: BenchConfig, solvers, p_np, progress) -> dict:
     p = jnp.asarray(p_np)
     row: dict[str, Any] = {"B": B}
     for name, fn in solvers.items():
-        row[name] = time_call(fn, p, C, L, U, reps=cfg.reps)
+        row[name] = time_call(fn, p, C, L, U, reps=cfg.reps, min_time=cfg.min_time)
     n_vip = np.asarray(solvers["vip_integers"](p, C, L, U))
     n_old = np.asarray(solvers["previous_solver"](p, C, L, U))
     row["objective_vip"] = _objective(n_vip, p_np, cfg.estimator)
@@ -177,7 +180,7 @@ def _eager(cfg: BenchConfig, rng, progress) -> dict:
     p_np = _instances(rng, 1, cfg.batch_B)[0]
     C = cfg.per_prompt * cfg.batch_B
     st = time_call(lambda p: A.allocate(p, C, cfg.L, cfg.U, cfg.estimator),
-                   p_np, reps=cfg.reps)
+                   p_np, reps=cfg.reps, min_time=cfg.min_time)
     progress(f"allocate() eager B={cfg.batch_B}: median "
              f"{st['median_s'] * 1e6:.1f} us")
     return {"B": cfg.batch_B, **st}
@@ -198,7 +201,7 @@ def _throughput(cfg: BenchConfig, rng, n_batches: int, progress) -> dict:
     }
     out: dict[str, Any] = {"B": cfg.batch_B, "n_batches": n_batches}
     for name, fn in fns.items():
-        st = time_call(fn, P, reps=max(5, cfg.reps // 10))
+        st = time_call(fn, P, reps=max(5, cfg.reps // 10), min_time=cfg.min_time)
         out[name] = {**st, "prompts_per_s": n_batches * cfg.batch_B
                      / st["median_s"]}
     out["ratio_vip_over_previous"] = (out["vip_integers"]["prompts_per_s"]

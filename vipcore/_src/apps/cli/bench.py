@@ -13,7 +13,7 @@ import argparse
 import datetime
 from pathlib import Path
 
-from vipcore._src.apps.cli._options import int_in, int_list
+from vipcore._src.apps.cli._options import float_in, int_in, int_list
 
 HELP = "benchmark the allocator (latency, vmap throughput, cold start, peers)"
 
@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--estimator", choices=("rloo", "drgrpo"), default="rloo")
     parser.add_argument("--reps", type=int_in(1, 10**6), default=50,
                         help="timed repetitions per measurement (default 50)")
+    parser.add_argument("--min-time", type=float_in(0, 60), default=0.5,
+                        help="seconds each timing runs at least (default 0.5: "
+                             "a median of fast calls then spans more than a "
+                             "moment of the machine's state)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: a new vipcore-bench-"
                              "<date>-<time> directory here)")
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         slsqp_instances=args.slsqp, slsqp_B=args.slsqp_size,
         greedy_max_B=args.greedy_max, precision_instances=args.precision,
         cold_start=not args.no_cold_start, sync_dispatch=not args.no_sync_dispatch,
-        estimator=args.estimator, L=lower, reps=args.reps,
+        estimator=args.estimator, L=lower, reps=args.reps, min_time=args.min_time,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     run_benchmark(cfg, out=path)
