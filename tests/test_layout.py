@@ -119,9 +119,14 @@ def test_import_vipcore_loads_no_cli_and_no_matplotlib():
         " or m == 'matplotlib' or m.startswith('matplotlib.') or m == 'argparse')\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True, cwd=ROOT.parent)
-    assert out.stdout.strip() == "", out.stdout
+    out = _python(code)
+    assert out == "", out
+
+
+def _python(code: str) -> str:
+    """stdout of ``code`` run by a fresh interpreter at the repository root."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, check=True, cwd=ROOT.parent).stdout.strip()
 
 
 def test_public_names_load_lazily():
@@ -138,9 +143,8 @@ def test_public_names_load_lazily():
         " 'vipcore._src.sweep', 'vipcore._src.stats', 'vipcore._src.planner')))\n"
         "print(a, b)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True, cwd=ROOT.parent)
-    assert out.stdout.strip() == "[] []", out.stdout
+    out = _python(code)
+    assert out == "[] []", out
     import vipcore
 
     tree = ast.parse((ROOT / "__init__.py").read_text())

@@ -116,15 +116,21 @@ def test_moments_oracle_equals_the_propositions():
         var_r / 3, rel=1e-12)
 
 
-@pytest.mark.parametrize("estimator, L", [("rloo", 2), ("drgrpo", 3)])
-def test_allocation_oracles(estimator, L):
-    rng = np.random.default_rng(2)
-    for _ in range(15):
+def _small_instances(seed: int, L: int, k: int = 15):
+    """``k`` random ``(p, C, U, a)`` with 2-4 prompts and ``U < 8``: small
+    enough for brute force."""
+    rng = np.random.default_rng(seed)
+    for _ in range(k):
         B = int(rng.integers(2, 5))
         p = rng.uniform(size=B)
         U = int(rng.integers(L + 1, 8))
         C = int(rng.integers(B * L, B * U + 1))
-        a = 4 * p * (1 - p)
+        yield p, C, U, 4 * p * (1 - p)
+
+
+@pytest.mark.parametrize("estimator, L", [("rloo", 2), ("drgrpo", 3)])
+def test_allocation_oracles(estimator, L):
+    for p, C, U, a in _small_instances(2, L):
         best = O.greedy_optimum(a, C, L, U, estimator)
         brute = brute_force_allocation(p, C, L, U, estimator)
         assert best.sum() == C and np.sum(a * O.factor(best, estimator)) == (
@@ -152,13 +158,7 @@ def test_scaled_target():
 def test_tie_rule_oracle(estimator, L):
     """Without a band it is an optimum (brute force); with the band, near-tied
     units go by index; a budget beyond the a > 0 prompts goes to a = 0."""
-    rng = np.random.default_rng(4)
-    for _ in range(15):
-        B = int(rng.integers(2, 5))
-        p = rng.uniform(size=B)
-        U = int(rng.integers(L + 1, 8))
-        C = int(rng.integers(B * L, B * U + 1))
-        a = 4 * p * (1 - p)
+    for p, C, U, a in _small_instances(4, L):
         n = O.tie_rule_allocation(a, C, L, U, estimator, rtol=0.0)
         brute = brute_force_allocation(p, C, L, U, estimator)
         assert n.sum() == C and np.sum(a * O.factor(n, estimator)) == pytest.approx(

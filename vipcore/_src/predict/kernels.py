@@ -65,6 +65,11 @@ def median_bandwidth(
 ) -> jax.Array:
     r"""Median heuristic: ``h = median_{i<j} ||x_i - x_j||``.
 
+    Computed as ``sqrt(median_{i<j} ||x_i - x_j||^2)``: the same number when
+    the count of pairs is odd; when it is even, the two middle pairs are
+    averaged in squared distance (``sqrt((d_a^2 + d_b^2) / 2)`` instead of
+    ``(d_a + d_b) / 2``, a second-order difference).
+
     Exact (every pair) when ``Q <= max_points``. For larger ``Q`` the median
     is taken over the pairs of ``max_points`` prompts drawn without
     replacement with ``numpy.random.default_rng(seed)``, i.e. about
@@ -74,6 +79,8 @@ def median_bandwidth(
 
     >>> float(median_bandwidth([[0.0], [1.0], [3.0]]))  # pairs 1, 2, 3
     2.0
+    >>> round(float(median_bandwidth([[0.0], [1.0], [3.0], [7.0]])), 4)  # 3 and 4
+    3.5355
     """
     x = as_float_array("embeddings", embeddings)
     if x.ndim != 2 or x.shape[0] < 2:
