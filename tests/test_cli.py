@@ -50,6 +50,9 @@ def test_version(capsys):
         cli.main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out == f"vipcore {vipcore.__version__}\n"
+    parser, _ = cli.build_parser("allocate")  # not an option of any command
+    assert "version" not in vars(parser.parse_args(["allocate", "p", "-C", "4",
+                                                    "-U", "2"]))
 
 
 def test_no_command_prints_help(capsys):

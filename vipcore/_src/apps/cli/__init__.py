@@ -64,6 +64,7 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
         description="Variance-aware rollout allocation for GRPO-style RL trainers.",
     )
     parser.add_argument("--version", action=_Version, nargs=0,
+                        default=argparse.SUPPRESS,
                         help="show the program's version number and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     mods = _modules(only)
