@@ -46,10 +46,6 @@ from vipcore._src.apps.simulate.train import (
 )
 from vipcore._src.variance import advantages, variance_factor
 
-# One worker runs this module, so its module-scoped section run is built
-# once (the default run distributes with --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_simulate")
-
 #: False-failure rate of each statistical test (Bonferroni inside).
 FWER = 1e-3
 

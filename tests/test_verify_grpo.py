@@ -15,10 +15,6 @@ from vipcore._src.apps.verify import grpo as vg
 from vipcore._src.apps.verify import runner
 from vipcore._src.apps.verify.report import VerifyConfig, bonferroni_z
 
-# One worker runs this module, so its module-scoped section run is built
-# once (the default run distributes with --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_verify_grpo")
-
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):

@@ -17,10 +17,6 @@ from vipcore._src.apps.verify import synthetic
 from vipcore._src.apps.verify.prediction import section
 from vipcore._src.apps.verify.report import VerifyConfig
 
-# One worker runs this module, so its module-scoped section run is built
-# once (the default run distributes with --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_verify_prediction")
-
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):

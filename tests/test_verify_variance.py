@@ -18,10 +18,6 @@ from vipcore._src.apps.verify import variance as vv
 from vipcore._src.apps.verify.report import VerifyConfig, bonferroni_z
 from vipcore._src.variance import grpo_gradient_variance, zero_variance_probability
 
-# One worker runs this module, so its module-scoped section run is built
-# once (the default run distributes with --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_verify_variance")
-
 
 def _run(tmp_path, seed=0, **kw):
     cfg = VerifyConfig(mode="quick", seed=seed, out=tmp_path, n_sections=3, **kw)
