@@ -142,9 +142,9 @@ def _integers_only(p, K, L, U, valid, *, estimator):
 _solve_n = jax.jit(_integers_only, static_argnames=("estimator",))
 
 #: XLA options for :func:`allocate`'s program on CPU: the elemental emitters
-#: compile it about twice as fast as the fusion emitters (the first call of
-#: a process is mostly compilation) and run it as fast. Options of this one
-#: program, never a global setting.
+#: compile it faster than the fusion emitters (the first call of a process is
+#: mostly compilation; ``vipcore bench`` times both) and run it as fast.
+#: Options of this one program, never a global setting.
 _CPU_FAST_COMPILE = {"xla_cpu_use_fusion_emitters": False}
 
 

@@ -30,7 +30,7 @@ print(json.dumps(_dispatch._rows({cfg!r})))
 
 
 def _rows(cfg_json: str) -> dict:
-    """The latency rows of :func:`.allocator._latency_row` (in the child),
+    """The rows of :func:`.allocator.latency_rows` (in the child),
     with the dispatch setting the child really ran under."""
     import jax
     import numpy as np
@@ -38,18 +38,15 @@ def _rows(cfg_json: str) -> dict:
     from vipcore._src.apps.bench import allocator as bench
 
     cfg = bench.BenchConfig(**json.loads(cfg_json))
-    rng = np.random.default_rng(cfg.seed)
-    solvers = bench._solvers(cfg)
-    rows = [bench._latency_row(cfg, solvers, bench._instances(rng, 1, B)[0],
-                               lambda msg: None) for B in cfg.sizes]
+    rows = bench.latency_rows(cfg, np.random.default_rng(cfg.seed), lambda msg: None)
     return {"cpu_async_dispatch": jax.config.values["jax_cpu_enable_async_dispatch"],
             "latency": rows}
 
 
 def sync_dispatch_latency(cfg) -> dict:
     """``{"cpu_async_dispatch": False, "latency": rows}``: the rows of
-    :func:`.allocator._latency_row` for every size of ``cfg`` (a
-    ``BenchConfig``; the NumPy greedy left out), with synchronous dispatch."""
+    :func:`.allocator.latency_rows` for ``cfg`` (a ``BenchConfig``; the NumPy
+    greedy left out), with synchronous dispatch."""
     fields = {**cfg._asdict(), "greedy_max_B": 0}
     code = _CHILD.format(cfg=json.dumps(fields))
     return _cold._python(code, _cold._env())

@@ -45,7 +45,7 @@ from vipcore._src.allocation.threshold import default_sections
 from vipcore._src.apps.bench import _peers
 from vipcore._src.apps.bench._legacy import legacy_solve
 
-__all__ = ["BenchConfig", "run_benchmark", "time_call", "environment"]
+__all__ = ["BenchConfig", "run_benchmark", "latency_rows", "time_call", "environment"]
 
 #: CPU goals (seconds, prompts/s) of the loop-free solver.
 CPU_GOALS = {"B512_s": 40e-6, "B65536_s": 3e-3, "throughput": 5e7}
@@ -174,6 +174,13 @@ def _latency_row(cfg: BenchConfig, solvers, p_np, progress) -> dict:
         + (f" | numpy greedy {row['numpy_greedy']['median_s'] * 1e3:.1f} ms"
            if "numpy_greedy" in row else ""))
     return row
+
+
+def latency_rows(cfg: BenchConfig, rng, progress) -> list[dict]:
+    """:func:`_latency_row` for every size of ``cfg``, one instance each."""
+    solvers = _solvers(cfg)
+    return [_latency_row(cfg, solvers, _instances(rng, 1, B)[0], progress)
+            for B in cfg.sizes]
 
 
 def _eager(cfg: BenchConfig, rng, progress) -> dict:
@@ -318,9 +325,7 @@ def run_benchmark(cfg: BenchConfig | None = None, *, out: Path | None = None,
                      "sections": default_sections(),
                      "unrolled": jax.default_backend() != "cpu"},
     }
-    solvers = _solvers(cfg)
-    results["latency"] = [_latency_row(cfg, solvers, _instances(rng, 1, B)[0],
-                                       progress) for B in cfg.sizes]
+    results["latency"] = latency_rows(cfg, rng, progress)
     if on_cpu and cfg.sync_dispatch:
         from vipcore._src.apps.bench._dispatch import sync_dispatch_latency
 
