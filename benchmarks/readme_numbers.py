@@ -202,6 +202,10 @@ def allocation_perf() -> str:
             f" | {_med_min(sync[B]['vip_integers']) if B in sync else ''}"
             f" | {_med_min(r['previous_solver'])} | {greedy} | {goal_s.get(B, '')} |")
     r512 = next(r for r in a["latency"] if r["B"] == 512)
+    out.append(
+        "| one fused elementwise program on the same arrays (what a call costs "
+        f"before any work), B = 512 | {_med_min(r512['one_fusion'])} | "
+        f"{_med_min(sync[512]['one_fusion'])} | | | |")
     rbig = a["latency"][-1]
     cold = a["cold_start"]
     cli = cold["cli_allocate_wall_s"]

@@ -452,6 +452,29 @@ def test_status_codes_inside_jit():
     assert np.all(np.asarray(res.n) == 0) and np.isnan(float(res.lam))
 
 
+@pytest.mark.parametrize("est", EST)
+def test_bounds_ok_is_the_status_without_p(est):
+    """The solver's stand-ins follow ``traced_bounds_ok``: it must say OK
+    exactly when the status of a valid ``p`` is OK, bad ``p`` or not."""
+    from vipcore._src.allocation.status import (
+        traced_bounds_ok,
+        traced_scalar,
+        traced_status,
+    )
+
+    good = jnp.asarray([0.2, 0.5, 0.7], jnp.float32)
+    valid = jnp.ones(3, bool)
+    cases = [(C, L, U) for C in (-3, 0, 5, 9, 12, 12.5, 25, 2**31, float("nan"))
+             for L in (1, 2, 2.5, 3, 5) for U in (2, 4, 8, 8.5, 2**40)]
+    for raw in cases:
+        C, L, U = (traced_scalar(n, v) for n, v in zip("CLU", raw, strict=True))
+        want = int(traced_status(good, valid, C, L, U, est)) == 0
+        assert bool(traced_bounds_ok(valid, C, L, U, est)) == want, raw
+        bad_p = good.at[1].set(jnp.nan)
+        assert bool(traced_bounds_ok(valid, C, L, U, est)) == want
+        assert int(traced_status(bad_p, valid, C, L, U, est)) != 0
+
+
 def test_degenerate_inputs():
     # all a_q = 0: the most even allocation, remainder to the lowest indices
     np.testing.assert_array_equal(
@@ -793,3 +816,70 @@ def test_rloo_multiplier_to_the_working_precision(x64):
             active = oracles.kkt_solution(a, C, L, U, "rloo")[0]
             ref = oracles.rloo_lam_on_active_set(a, active, C, L, U)
             assert abs(float(res.lam) - ref) <= 16 * np.finfo(dt).eps * ref, (U, C)
+
+
+def _brute_rloo_count(s, L, U, dtype):
+    """Units ``n in [L, U)`` passing the solver's float test
+    ``n (n - 1) <= s**2`` (products in ``dtype``), found by trying every ``n``
+    near ``s``; the test must hold on a prefix of them."""
+    s = dtype(s)
+    s2 = s * s
+    base = int(np.floor(s))
+    ns = np.arange(max(base - 3, 0), base + 5).astype(dtype)
+    ok = ns * (ns - dtype(1)) <= s2
+    assert ok[0] and not ok[-1] and np.all(np.diff(ok.astype(int)) <= 0), s
+    n_max = int(ns[ok][-1])
+    return min(max(n_max - L + 1, 0), U - L)
+
+
+@pytest.mark.parametrize("dtype, s_top", [(np.float32, 2.0**22), (np.float64, 2.0**30)])
+def test_rloo_unit_counts_equal_brute_force(dtype, s_top):
+    """One check after the candidate ``floor(s)`` gives the count of every
+    ``n`` tried, also at the floats right beside each boundary
+    ``s = sqrt(n (n - 1))``, up to ``s = 2**22`` in float32."""
+    from vipcore._src.allocation.threshold import limits, unit_counts
+
+    rng = np.random.default_rng(7)
+    n = np.unique(np.concatenate([
+        rng.integers(2, 5000, 300),
+        np.exp(rng.uniform(np.log(2), np.log(s_top), 300)).astype(np.int64)]))
+    n = n.astype(np.float64)
+    edge = np.sqrt(n * (n - 1)).astype(dtype)
+    up, down = np.full_like(edge, np.inf), np.zeros_like(edge)
+    s = np.concatenate([edge, np.nextafter(edge, up), np.nextafter(edge, down),
+                        np.exp(rng.uniform(-3, np.log(s_top), 400)).astype(dtype),
+                        np.arange(0, 40, 0.125, dtype=dtype)]).astype(dtype)
+    L, U = 2, int(s_top) + 8
+    with jax.enable_x64(dtype == np.float64):
+        Lb = jnp.full(s.shape, L, jnp.int32)
+        Ub = jnp.full(s.shape, U, jnp.int32)
+        got = np.asarray(unit_counts(jnp.asarray(s), Lb, Ub, "rloo",
+                                     limits(Lb, Ub, dtype)))
+    want = np.array([_brute_rloo_count(x, L, U, dtype) for x in s])
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, (s[bad[:5]], got[bad[:5]], want[bad[:5]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("est, L", [("rloo", 2), ("drgrpo", 3)])
+def test_unit_counts_are_non_decreasing_in_s(est, L, dtype):
+    """The bisection needs a monotone count, whatever the rounding: checked on
+    consecutive floats up to ``U + 4`` with ``U`` near ``2**31``."""
+    from vipcore._src.allocation.threshold import limits, unit_counts
+
+    U = 2**31 - 2
+    grids = [np.geomspace(1e-3, 2.0**31 + 64, 20_000)]
+    for c in (3.0, 1e3, 2.0**22, 2.0**30):  # runs of adjacent floats
+        x = np.asarray(c, dtype)
+        run = [x]
+        for _ in range(300):
+            run.append(np.nextafter(run[-1], np.asarray(np.inf, dtype)))
+        grids.append(np.asarray(run, np.float64))
+    s = np.unique(np.concatenate(grids).astype(dtype))
+    with jax.enable_x64(dtype == np.float64):
+        Lb = jnp.full(s.shape, L, jnp.int32)
+        Ub = jnp.full(s.shape, U, jnp.int32)
+        got = np.asarray(unit_counts(jnp.asarray(s), Lb, Ub, est,
+                                     limits(Lb, Ub, dtype)))
+    assert np.all(np.diff(got) >= 0)
+    assert got[0] == 0 and got[-1] == U - L

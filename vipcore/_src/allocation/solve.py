@@ -41,12 +41,13 @@ from jax.typing import ArrayLike
 
 from vipcore._src._checks import as_numpy_float, check_choice
 from vipcore._src._padding import pad_to_bucket
-from vipcore._src.allocation.continuous import apply_mask, solve_continuous
+from vipcore._src.allocation.continuous import solve_continuous
 from vipcore._src.allocation.objective import objective_terms
 from vipcore._src.allocation.status import (
     MIN_LOWER,
     AllocationStatus,
     check_allocation_args,
+    traced_bounds_ok,
     traced_scalar,
     traced_status,
 )
@@ -95,19 +96,21 @@ def _prepare(p, valid, C, L, U, estimator):
     a = jnp.where(valid, 4 * p_safe * (1 - p_safe), 0)
     B = jnp.sum(valid).astype(jnp.int32)
     lo = MIN_LOWER[estimator]
+    # The stand-ins follow the budget and bound rules only, not p: bounds
+    # given as Python numbers then stay constants that XLA folds into every
+    # search round (a bad p is replaced element-wise above).
+    fine = traced_bounds_ok(valid, C, L, U, estimator)
     C, L, U = jnp.asarray(C), jnp.asarray(L), jnp.asarray(U)
-    Cs = jnp.where(ok, C, B * lo).astype(jnp.int32)
-    Ls = jnp.where(ok, L, lo).astype(jnp.int32)
-    Us = jnp.where(ok, jnp.where(U > C, C, U), lo).astype(jnp.int32)
+    Cs = jnp.where(fine, C, B * lo).astype(jnp.int32)
+    Ls = jnp.where(fine, L, lo).astype(jnp.int32)
+    Us = jnp.where(fine, jnp.where(U > C, C, U), lo).astype(jnp.int32)
     Us = jnp.minimum(Us, Cs - (B - 1) * Ls)
     return status, a, Cs, Ls, Us
 
 
 def _integer(a, valid, C, L, U, estimator, sections, unroll):
-    a, Lq, Uq = apply_mask(a, L, U, valid)
     K = C - jnp.sum(valid).astype(jnp.int32) * L
-    return solve_integer(a, valid, K, Lq.astype(jnp.int32), Uq.astype(jnp.int32),
-                         estimator, sections, unroll)
+    return solve_integer(a, valid, K, L, U, estimator, sections, unroll)
 
 
 @functools.partial(jax.jit, static_argnames=("estimator", "sections", "unroll"))
@@ -134,9 +137,7 @@ def _integers_only(p, K, L, U, valid, *, estimator):
     ``C - (B - 1) L``. No status rules and no relaxation, so the program is
     small (it is compiled on the first call of a process)."""
     a = jnp.where(valid, 4 * p * (1 - p), 0)
-    a, Lq, Uq = apply_mask(a, L, U, valid)
-    return solve_integer(a, valid, K, Lq.astype(jnp.int32), Uq.astype(jnp.int32),
-                         estimator)
+    return solve_integer(a, valid, K, L, U, estimator)
 
 
 _solve_n = jax.jit(_integers_only, static_argnames=("estimator",))

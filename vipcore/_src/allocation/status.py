@@ -195,6 +195,24 @@ def traced_status(p, valid, C, L, U, estimator: str | None):
     return status
 
 
+def traced_bounds_ok(valid, C, L, U, estimator: str | None):
+    """``True`` where no rule of :data:`RULES` but ``BAD_P`` is violated.
+
+    The budget and bounds alone, not ``p``: a solver that replaces bad
+    arguments by safe stand-ins can choose them from this, so that bounds
+    given as Python numbers stay constants the compiler folds.
+    """
+    import jax.numpy as jnp
+
+    a = _Args(None, valid, jnp.sum(valid), jnp.asarray(C), jnp.asarray(L),
+              jnp.asarray(U), estimator)
+    bad = jnp.asarray(False)
+    for rule in RULES:
+        if rule.status != AllocationStatus.BAD_P:
+            bad = bad | rule.violated(jnp, a)
+    return ~bad
+
+
 def _shown(x: Any) -> str:
     """``repr(x)``, with long integers shortened to their ends and length."""
     text = repr(x)

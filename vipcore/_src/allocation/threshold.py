@@ -11,7 +11,8 @@ units a prompt receives are the ones whose gain clears a common threshold
    bisection (or multi-section) rounds over the bit patterns of
    ``u = tau^{-1/2}``, which reach the dtype's full resolution;
 2. each prompt counts its units strictly above the tie band and inside it
-   (closed form plus three exact checks, no data-dependent loop);
+   (closed form plus one exact check for RLOO, three for Dr. GRPO; no
+   data-dependent loop);
 3. the units still missing are shared out over the tie band in index order
    by one prefix sum.
 
@@ -114,17 +115,21 @@ def unit_counts(s, L, U, estimator, lim: Limits | None = None):
 
     ``s = sqrt(a) u``. A closed-form candidate ``n_c`` for the last unit is
     within one of the exact answer, and exact checks settle it: for RLOO
-    ``n_c = floor(s + 1/4)`` and ``n_max = n_c - 1 + [n_c ok] + [n_c + 1 ok]``;
-    for Dr. GRPO ``n_max = n_c - 2 + [n_c - 1 ok] + [n_c ok] + [n_c + 1 ok]``
-    (a unit below ``L`` counts as ok). The count is non-decreasing in ``s``
-    whatever the rounding (a larger ``n_c`` adds one to the base and drops at
-    most one check), so the bisection over it is well defined.
+    ``n_c = floor(s)`` and ``n_max = n_c + [n_c + 1 ok]`` (one check, since
+    ``n_c (n_c - 1) <= s^2 < (n_c + 2)(n_c + 1)``; in float32 the rounding
+    of ``s^2`` keeps both sides of this bracket while ``s < 2**22``, and
+    ``s <= U + 4``, so only ``U > 2**22`` can make a count one off); for
+    Dr. GRPO
+    ``n_max = n_c - 2 + [n_c - 1 ok] + [n_c ok] + [n_c + 1 ok]`` (a unit
+    below ``L`` counts as ok). The count is non-decreasing in ``s`` whatever
+    the rounding (a larger ``n_c`` adds one to the base and drops at most one
+    check), so the bisection over it is well defined.
     """
     dt = s.dtype
     lim = lim or limits(L, U, dt)
     s = jnp.minimum(s, lim.s_max)
     if estimator == "rloo":  # n(n-1) <= s^2: n* = floor(1/2 + sqrt(1/4 + s^2))
-        guess, window = s + 0.25, (0, 1)  # lies in {floor(s+1/4), +1}
+        guess, window = s, (1,)  # n* lies in {floor(s), floor(s) + 1}
     else:  # n(n+1)/sqrt(n^2-n-1) = n + 3/2 + 11/(8n) + O(n^-2)
         guess = s - 1.5 - 1.375 / jnp.maximum(s - 1.5, 1)
         window = (-1, 0, 1)
@@ -158,8 +163,11 @@ def saturating_sum(x, axis=-1):
     return out.astype(jnp.int32)
 
 
-def sum_at_least(c, K, axis=-1):
+def sum_at_least(c, K, axis=-1, capped: bool = False):
     """``sum(c, axis) >= K`` exactly, for ``int32`` ``c >= 0`` and ``0 <= K < 2**31``.
+
+    ``capped=True`` promises ``c <= K`` already (the solver's counts are at
+    most ``U - L <= K``), which saves one operation per element.
 
     The sum may exceed ``int32``. One pass takes it twice: modulo ``2**32``
     (exact below ``2**32``) and in float32 (relative error below
@@ -167,7 +175,7 @@ def sum_at_least(c, K, axis=-1):
     sum above ``2**31 > K``, and otherwise the true sum is below ``2**32``.
     Batches of ``2**22`` prompts or more use a saturating sum instead.
     """
-    c = jnp.minimum(c, K)
+    c = c if capped else jnp.minimum(c, K)
     axis = axis % c.ndim
     if c.shape[axis] >= 2**22:
         return saturating_sum(c, axis) >= K
@@ -235,7 +243,8 @@ def solve_integer(a, valid, K, L, U, estimator: str, sections: int | None = None
       a: ``a_q >= 0`` (``float[B]``, any common scale).
       valid: ``bool[B]``: real prompts; the others get ``n = 0``.
       K: ``int32`` units to hand out above ``L`` (``0 <= K <= B (U - L)``).
-      L, U: ``int32`` scalars or ``[B]`` bounds (0 where not valid).
+      L, U: ``int32`` scalars or ``[B]`` bounds (``L >= 2``; where ``valid``
+        is False they are ignored and the prompt gets 0).
       estimator: ``"rloo"`` or ``"drgrpo"`` (static).
       sections: grid points per search round (static; None: by backend/B).
       unroll: unroll the search rounds (static; None: on accelerators only).
@@ -245,19 +254,27 @@ def solve_integer(a, valid, K, L, U, estimator: str, sections: int | None = None
     """
     dt = a.dtype
     K = jnp.asarray(K).astype(jnp.int32)
-    L = jnp.broadcast_to(jnp.asarray(L).astype(jnp.int32), a.shape)
-    U = jnp.broadcast_to(jnp.minimum(jnp.asarray(U).astype(jnp.int32), L + K),
-                         a.shape)  # n <= L + K anyway
+    L0 = jnp.asarray(L).astype(jnp.int32)
+    U0 = jnp.minimum(jnp.asarray(U).astype(jnp.int32), L0 + K)  # n <= L + K anyway
     a = normalise_a(a, valid)
     pos = a > 0
     sa = jnp.sqrt(a)
+    # A prompt with a = 0 (every padded one among them) counts no unit
+    # whatever its bounds (s = 0 and L >= 2), so the search may take the
+    # bounds as given: scalar bounds stay scalars and each round reads one
+    # array, sa. What follows the search uses the masked per-prompt bounds.
+    lim0 = limits(L0, U0, dt)
+    L = jnp.where(valid, L0, 0)
+    U = jnp.where(valid, U0, 0)
     lim = limits(L, U, dt)
 
-    def counts(u):  # (a = 0 gives s = 0 and no unit: L >= 2)
+    def counts(u):
         return unit_counts(sa * u, L, U, estimator, lim)
 
     def enough(us):
-        return sum_at_least(jax.vmap(counts)(us), K, axis=1)
+        return sum_at_least(
+            jax.vmap(lambda u: unit_counts(sa * u, L0, U0, estimator, lim0))(us),
+            K, axis=1, capped=True)  # counts <= U - L <= K
 
     # u = 1: no unit qualifies (s <= 1 < h(L)); u = 2**55: every a > 0 prompt
     # is at U (a >= 2**-46, so s >= 2**32 > U + 3).
