@@ -86,7 +86,8 @@ class Allocation(NamedTuple):
 def _prepare(p, valid, C, L, U, estimator):
     """Status code, ``a``, and safe ``int32`` stand-ins for ``C, L, U``.
 
-    When ``status != 0`` the stand-ins keep the traced computation finite;
+    When the budget or a bound breaks a rule, the stand-ins keep the traced
+    computation finite (a bad ``p`` is replaced by 0.5 element-wise);
     otherwise ``U`` is capped at ``C - (B - 1) L``, which no allocation can
     exceed (so any integer ``U``, however large, is exact).
     """
