@@ -183,34 +183,34 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def traced_status(p, valid, C, L, U, estimator: str | None):
-    """The ``int32`` status code of :data:`RULES` for (possibly traced) arrays."""
+#: The rules on the budget and the bounds alone: every rule but ``BAD_P``.
+BOUND_RULES: tuple[Rule, ...] = tuple(
+    r for r in RULES if r.status != AllocationStatus.BAD_P)
+
+
+def traced_status(p, valid, C, L, U, estimator: str | None,
+                  rules: tuple[Rule, ...] = RULES):
+    """The ``int32`` status code of ``rules`` (default :data:`RULES`) for
+    (possibly traced) arrays; ``p`` may be None when no rule reads it."""
     import jax.numpy as jnp
 
     a = _Args(p, valid, jnp.sum(valid), jnp.asarray(C), jnp.asarray(L),
               jnp.asarray(U), estimator)
     status = jnp.asarray(AllocationStatus.OK, jnp.int32)
-    for rule in reversed(RULES):
+    for rule in reversed(rules):
         status = jnp.where(rule.violated(jnp, a), jnp.int32(rule.status), status)
     return status
 
 
 def traced_bounds_ok(valid, C, L, U, estimator: str | None):
-    """``True`` where no rule of :data:`RULES` but ``BAD_P`` is violated.
+    """``True`` where no rule of :data:`BOUND_RULES` is violated.
 
     The budget and bounds alone, not ``p``: a solver that replaces bad
     arguments by safe stand-ins can choose them from this, so that bounds
     given as Python numbers stay constants the compiler folds.
     """
-    import jax.numpy as jnp
-
-    a = _Args(None, valid, jnp.sum(valid), jnp.asarray(C), jnp.asarray(L),
-              jnp.asarray(U), estimator)
-    bad = jnp.asarray(False)
-    for rule in RULES:
-        if rule.status != AllocationStatus.BAD_P:
-            bad = bad | rule.violated(jnp, a)
-    return ~bad
+    status = traced_status(None, valid, C, L, U, estimator, BOUND_RULES)
+    return status == AllocationStatus.OK
 
 
 def _shown(x: Any) -> str:

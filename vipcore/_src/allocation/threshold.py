@@ -268,13 +268,12 @@ def solve_integer(a, valid, K, L, U, estimator: str, sections: int | None = None
     U = jnp.where(valid, U0, 0)
     lim = limits(L, U, dt)
 
-    def counts(u):
+    def counts(u, L=L, U=U, lim=lim):
         return unit_counts(sa * u, L, U, estimator, lim)
 
     def enough(us):
-        return sum_at_least(
-            jax.vmap(lambda u: unit_counts(sa * u, L0, U0, estimator, lim0))(us),
-            K, axis=1, capped=True)  # counts <= U - L <= K
+        return sum_at_least(jax.vmap(lambda u: counts(u, L0, U0, lim0))(us),
+                            K, axis=1, capped=True)  # counts <= U - L <= K
 
     # u = 1: no unit qualifies (s <= 1 < h(L)); u = 2**55: every a > 0 prompt
     # is at U (a >= 2**-46, so s >= 2**32 > U + 3).
