@@ -273,6 +273,7 @@ def test_bench_writes_json(tmp_path, monkeypatch, capsys):
     row = res["latency"][0]
     assert row["B"] == 16 and row["ratio_previous_over_vip"] > 0
     assert row["objective_vip"] <= row["objective_numpy_greedy"] * (1 + 1e-6)
+    assert row["one_fusion"]["median_s"] > 0  # a call's own cost, beside the solver
     assert res["slsqp"]["instances"][0]["continuous_not_worse"]
     assert res["float32_vs_float64"]["instances"] == 2
     assert res["environment"]["cpu_async_dispatch"] is True  # JAX's default

@@ -1,10 +1,11 @@
 """Latency with JAX's synchronous CPU dispatch, measured in a fresh process.
 
-On CPU, JAX runs each call on a worker thread by default and the caller
-waits for it ("async dispatch"). For a call of a few tens of microseconds on
-a small machine, handing the work to another core and waking the caller
-again costs about as much as the work, and it varies from call to call. JAX
-can run CPU computations inline instead (``jax_cpu_enable_async_dispatch =
+On CPU, JAX's runtime is asynchronous by default: a program's loop steps
+and independent kernels run on its thread pool. For the solver at small
+batch sizes on a small machine those thread hops cost about as much as the
+work, and they vary from call to call (a one-kernel program costs the same
+either way; the latency rows time one beside the solver). JAX can run CPU
+computations inline instead (``jax_cpu_enable_async_dispatch =
 False``); the setting belongs to the process and must be made before the
 first computation, so it is measured here in a child process, with the
 previous solver timed beside the current one in that same child. vipcore
